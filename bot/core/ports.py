@@ -1,0 +1,47 @@
+"""The small interfaces the core needs; adapters in connectors/ and bot/channels/ satisfy them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Protocol
+
+from .models import CardView, Decision, ErpRecord, Platform, PostedCard, RecordRef, Source, Target
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+
+class ErpConnector(Protocol):
+    """Reads the live record and writes decisions back. Raises the errors in core/errors.py."""
+
+    source: Source
+
+    async def fetch_record(self, ref: RecordRef) -> ErpRecord: ...
+
+    async def write_decision(self, record: ErpRecord, decision: Decision) -> None:
+        """Carry out the decision in the ERP (approve, or reject with the reason in the record's history)."""
+
+    async def post_note(self, ref: RecordRef, text: str) -> None:
+        """Add a note to the record's own history (Odoo chatter, Dataverse annotation)."""
+
+    def record_url(self, ref: RecordRef) -> str | None: ...
+
+
+class ChatChannel(Protocol):
+    """Posts and updates cards on one chat platform. Raises ChatError / ChatRateLimited."""
+
+    platform: Platform
+
+    async def post_card(self, request_id: str, stage: int, target: Target, view: CardView) -> PostedCard: ...
+
+    async def update_card(self, posted: PostedCard, view: CardView) -> None: ...
+
+    async def post_thread(self, posted: PostedCard, text: str) -> None: ...
+
+    async def notify(self, target: Target, text: str) -> None: ...
