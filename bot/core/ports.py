@@ -5,7 +5,20 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Protocol
 
-from .models import CardView, Decision, ErpRecord, Platform, PostedCard, RecordRef, Source, Target
+from .models import (
+    Action,
+    ActionResult,
+    CardView,
+    ChatIdentity,
+    Decision,
+    ErpRecord,
+    Person,
+    Platform,
+    PostedCard,
+    RecordRef,
+    Source,
+    Target,
+)
 
 
 class Clock(Protocol):
@@ -45,3 +58,13 @@ class ChatChannel(Protocol):
     async def post_thread(self, posted: PostedCard, text: str) -> None: ...
 
     async def notify(self, target: Target, text: str) -> None: ...
+
+
+class Approvals(Protocol):
+    """What chat adapters call into: the core's decision service."""
+
+    async def act(self, action: Action) -> ActionResult: ...
+
+    async def view(self, request_id: str) -> CardView | None: ...
+
+    def person_for(self, identity: ChatIdentity) -> Person | None: ...
