@@ -247,3 +247,37 @@ class CardView(Frozen):
     history: tuple[str, ...] = ()
     notice: str | None = None
     actionable: bool = True
+
+
+class RequestState(Frozen):
+    """A request as stored: the packet as last shown and where it stands."""
+
+    id: str
+    ref: RecordRef
+    reference: str
+    status: RequestStatus
+    version: int
+    stage: int
+    platform: Platform
+    requester: str | None  # Person.key, for separation of duties
+    packet: ApprovalPacket
+    plan: RoutePlan
+    created_at: datetime
+    updated_at: datetime
+
+
+class Vote(Frozen):
+    stage: int
+    person: str
+    verb: Verb
+    version: int
+    comment: str | None = None
+    at: datetime
+
+
+class StageState(Frozen):
+    stage: int
+    status: Literal["waiting", "pending", "approved", "rejected"]
+    started_at: datetime | None = None
+    decided_at: datetime | None = None
+    decided_by: str | None = None

@@ -1,0 +1,95 @@
+"""The persistent outbox: every side effect waits here until it is done, retried, or dead-lettered."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    kind: str
+    request_id: str | None
+    payload: dict
+    idempotency_key: str
+    status: str
+    attempts: int
+    next_at: str
+    last_error: str | None
+
+
+_COLUMNS = "id, kind, request_id, payload, idempotency_key, status, attempts, next_at, last_error"
+
+
+def _item(row: tuple) -> OutboxItem:
+    id_, kind, request_id, payload, key, status, attempts, next_at, last_error = row
+    return OutboxItem(id_, kind, request_id, json.loads(payload), key, status, attempts, next_at, last_error)
+
+
+def _ts(at: datetime) -> str:
+    return at.isoformat(timespec="microseconds")
+
+
+def enqueue(conn: sqlite3.Connection, at: datetime, kind: str, payload: dict, key: str, request_id: str | None) -> bool:
+    """Queue a side effect once per idempotency key; a second enqueue of the same key is a no-op."""
+    cursor = conn.execute(
+        "INSERT OR IGNORE INTO outbox (kind, request_id, payload, idempotency_key, next_at, created_at) VALUES (?,?,?,?,?,?)",
+        (kind, request_id, json.dumps(payload, sort_keys=True, default=str), key, _ts(at), _ts(at)),
+    )
+    return cursor.rowcount == 1
+
+
+def claim_due(conn: sqlite3.Connection, now: datetime, limit: int, lease: timedelta) -> list[OutboxItem]:
+    """Take due items and push their next_at out by a lease, so a crash mid-delivery retries them later."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM outbox WHERE status = 'pending' AND next_at <= ? ORDER BY next_at, id LIMIT ?",
+        (_ts(now), limit),
+    ).fetchall()
+    if rows:
+        conn.executemany("UPDATE outbox SET next_at = ? WHERE id = ?", [(_ts(now + lease), row[0]) for row in rows])
+    return [_item(row) for row in rows]
+
+
+def complete(conn: sqlite3.Connection, item_id: int, at: datetime) -> None:
+    conn.execute("UPDATE outbox SET status = 'done', done_at = ?, attempts = attempts + 1 WHERE id = ?", (_ts(at), item_id))
+
+
+def reschedule(conn: sqlite3.Connection, item_id: int, next_at: datetime, error: str) -> None:
+    conn.execute(
+        "UPDATE outbox SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE id = ?",
+        (_ts(next_at), error, item_id),
+    )
+
+
+def bury(conn: sqlite3.Connection, item_id: int, error: str) -> None:
+    """Move to dead letters: no more automatic attempts; a human retries or drops it."""
+    conn.execute("UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = ? WHERE id = ?", (error, item_id))
+
+
+def revive(conn: sqlite3.Connection, item_id: int, now: datetime) -> bool:
+    cursor = conn.execute(
+        "UPDATE outbox SET status = 'pending', attempts = 0, next_at = ? WHERE id = ? AND status = 'dead'", (_ts(now), item_id)
+    )
+    return cursor.rowcount == 1
+
+
+def drop(conn: sqlite3.Connection, item_id: int, reason: str) -> bool:
+    cursor = conn.execute(
+        "UPDATE outbox SET status = 'dropped', last_error = ? WHERE id = ? AND status IN ('dead', 'pending')", (reason, item_id)
+    )
+    return cursor.rowcount == 1
+
+
+def items(conn: sqlite3.Connection, status: str | None = None) -> list[OutboxItem]:
+    if status is None:
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM outbox ORDER BY id").fetchall()
+    else:
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM outbox WHERE status = ? ORDER BY id", (status,)).fetchall()
+    return [_item(row) for row in rows]
+
+
+def depth(conn: sqlite3.Connection) -> dict[str, int]:
+    return dict(conn.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall())
