@@ -17,6 +17,7 @@ from .models import (
     PostedCard,
     RecordRef,
     Source,
+    SourceEvent,
     Target,
 )
 
@@ -44,6 +45,9 @@ class ErpConnector(Protocol):
         """Add a note to the record's own history (Odoo chatter, Dataverse annotation)."""
 
     def record_url(self, ref: RecordRef) -> str | None: ...
+
+    def record_from_hint(self, event: SourceEvent) -> ErpRecord:
+        """A best-effort record from the webhook's own fields, for when the ERP cannot be read."""
 
 
 class ChatChannel(Protocol):

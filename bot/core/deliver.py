@@ -1,0 +1,185 @@
+"""Deliver: carry out queued side effects — card posts and updates, thread replies, alerts, ERP write-backs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import timedelta
+
+from handoff.state import outbox
+from handoff.state.outbox import OutboxItem
+
+from .act import Approvals
+from .context import Core
+from .effects import Effect, Effects
+from .errors import ChatError, ChatRateLimited, ErpError, ErpUnavailable, HandoffError
+from .events import Event
+from .models import Decision, PostedCard, RequestState, RequestStatus, Target, Verb
+from .ports import ChatChannel
+from .retry import Backoff
+from .route import ops_target
+from .tell import what_changed
+
+log = logging.getLogger(__name__)
+
+
+class Permanent(HandoffError):
+    """A delivery that no retry will fix; it goes to dead letters and a human is told."""
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        core: Core,
+        approvals: Approvals,
+        channels: Mapping[str, ChatChannel],
+        max_attempts: int = 8,
+        backoff: Backoff = Backoff(base_delay=1.0, max_delay=300.0),
+        lease: timedelta = timedelta(minutes=2),
+    ) -> None:
+        self.core = core
+        self.approvals = approvals
+        self.channels = channels
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.lease = lease
+
+    async def drain(self, limit: int = 50) -> int:
+        """Deliver every due item once; returns how many were attempted."""
+        with self.core.store.transaction() as conn:
+            items = outbox.claim_due(conn, self.core.clock.now(), limit, self.lease)
+        for item in items:
+            await self._deliver(item)
+        return len(items)
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        store, now = self.core.store, self.core.clock.now()
+        handler = {
+            Effect.POST_CARD: self._post_card,
+            Effect.UPDATE_CARDS: self._update_cards,
+            Effect.THREAD: self._thread,
+            Effect.NOTIFY: self._notify,
+            Effect.ERP_WRITE: self._erp_write,
+        }[Effect(item.kind)]
+        try:
+            await handler(item)
+        except ChatRateLimited as error:
+            # The platform told us when: waiting is not a failed attempt.
+            outbox.reschedule(store.conn, item.id, now + timedelta(seconds=error.retry_after), str(error))
+            return
+        except (Permanent, ChatError, ErpError) as error:
+            permanent = isinstance(error, Permanent) or (isinstance(error, ChatError) and error.permanent)
+            if permanent or item.attempts + 1 >= self.max_attempts:
+                self._bury(item, str(error))
+            else:
+                retry_after = error.retry_after if isinstance(error, ErpUnavailable) else None
+                delay = self.backoff.delay(item.attempts + 1, retry_after)
+                outbox.reschedule(store.conn, item.id, now + timedelta(seconds=delay), str(error))
+                log.warning("outbox.retry", extra={"item": item.id, "kind": item.kind, "delay_s": round(delay, 2), "error": str(error)})
+            return
+        outbox.complete(store.conn, item.id, self.core.clock.now())
+
+    def _bury(self, item: OutboxItem, error: str) -> None:
+        core = self.core
+        log.error("outbox.dead", extra={"item": item.id, "kind": item.kind, "request_id": item.request_id, "error": error})
+        with core.store.transaction() as conn:
+            outbox.bury(conn, item.id, error)
+            if item.kind == Effect.NOTIFY and item.payload["target"] == ops_target(core.routing, item.payload["target"]["platform"]).model_dump():
+                return  # an alert that can't reach operations must not queue another alert about itself
+            platform = self._platform(item)
+            Effects(conn, core.clock.now()).notify(
+                ops_target(core.routing, platform),
+                f"A {item.kind.replace('_', ' ')} for {self._reference(item)} failed and was set aside: {error}. "
+                f"Fix the cause, then run `handoff outbox retry {item.id}` (or drop it with a reason).",
+                item.request_id,
+            )
+        core.wake()
+
+    def _platform(self, item: OutboxItem) -> str:
+        request = self.core.store.get_request(item.request_id) if item.request_id else None
+        return request.platform if request else self.core.routing.defaults.platform
+
+    def _reference(self, item: OutboxItem) -> str:
+        request = self.core.store.get_request(item.request_id) if item.request_id else None
+        return request.reference if request else "an alert"
+
+    def _channel(self, platform: str) -> ChatChannel:
+        try:
+            return self.channels[platform]
+        except KeyError:
+            raise Permanent(f"{platform} is not configured; set the HANDOFF_{platform.upper()}__* settings") from None
+
+    def _request(self, item: OutboxItem) -> RequestState:
+        request = self.core.store.get_request(item.request_id or "")
+        if request is None:
+            raise Permanent(f"request {item.request_id} no longer exists")
+        return request
+
+    async def _post_card(self, item: OutboxItem) -> None:
+        store = self.core.store
+        target = Target.model_validate(item.payload["target"])
+        stage = item.payload["stage"]
+        if store.card_posted(item.request_id, stage, target.platform, target.address):
+            return  # delivered before a crash took the bookkeeping with it
+        view = await self.approvals.view(item.request_id)
+        posted = await self._channel(target.platform).post_card(item.request_id, stage, target, view)
+        with store.transaction():
+            store.save_card(posted, self.core.clock.now())
+            store.log(item.request_id, Event.CARD_POSTED, "handoff", {
+                "stage": stage, "platform": target.platform, "kind": target.kind, "person": target.person,
+                "conversation": posted.conversation, "message_id": posted.message_id, "version": view.packet.version,
+            })
+
+    async def _update_cards(self, item: OutboxItem) -> None:
+        view = await self.approvals.view(item.request_id)
+        for posted in self.core.store.cards(item.request_id):
+            await self._channel(posted.target.platform).update_card(posted, view)
+
+    def _thread_homes(self, request_id: str) -> list[PostedCard]:
+        cards = self.core.store.cards(request_id)
+        return [c for c in cards if c.target.kind == "channel"] or cards[:1]
+
+    async def _thread(self, item: OutboxItem) -> None:
+        request = self._request(item)
+        if item.payload.get("what_changed"):
+            text = what_changed(request, self.core.store.narrative(request.id), self.core.name_of)
+        else:
+            text = item.payload["text"]
+        person = self.core.routing.people.get(item.payload.get("mention") or "")
+        for posted in self._thread_homes(request.id):
+            mention = getattr(person, posted.target.platform, None) if person else None
+            await self._channel(posted.target.platform).post_thread(posted, text, mention)
+
+    async def _notify(self, item: OutboxItem) -> None:
+        target = Target.model_validate(item.payload["target"])
+        await self._channel(target.platform).notify(target, item.payload["text"])
+
+    async def _erp_write(self, item: OutboxItem) -> None:
+        core = self.core
+        request = self._request(item)
+        decision = Decision.model_validate(item.payload)
+        connector = core.connector(request.ref)
+        try:
+            confirmed = await connector.write_decision(request.packet.record, decision)
+        except ErpUnavailable:
+            raise
+        except ErpError as error:
+            self._write_failed(request, decision, error)
+            raise Permanent(str(error)) from error
+        status = RequestStatus.APPROVED if decision.verb is Verb.APPROVE else RequestStatus.REJECTED
+        with core.store.transaction() as conn:
+            core.store.set_status(request.id, status, core.clock.now())
+            action = "approved" if decision.verb is Verb.APPROVE else f"rejected with reason “{decision.reason}”"
+            core.store.log(request.id, Event.ERP_UPDATED, "handoff", {"action": action, "state": confirmed.state})
+            core.store.log(request.id, Event.REQUEST_COMPLETED, "handoff", {"status": status.value})
+            effects = Effects(conn, core.clock.now())
+            effects.update_cards(request.id)
+            effects.what_changed(request.id)
+        core.wake()
+
+    def _write_failed(self, request: RequestState, decision: Decision, error: Exception) -> None:
+        core = self.core
+        with core.store.transaction():
+            core.store.set_status(request.id, RequestStatus.FAILED, core.clock.now())
+            core.store.log(request.id, Event.ERP_WRITE_FAILED, "handoff", {"verb": decision.verb.value, "error": str(error)})
+            Effects(core.store.conn, core.clock.now()).update_cards(request.id)

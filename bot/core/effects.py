@@ -1,0 +1,53 @@
+"""Side effects the core asks for. Each is queued in the outbox inside the transaction that made it necessary."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from handoff.state import outbox
+
+from .models import Decision, Target
+
+
+class Effect(StrEnum):
+    POST_CARD = "post_card"
+    UPDATE_CARDS = "update_cards"
+    THREAD = "thread"
+    NOTIFY = "notify"
+    ERP_WRITE = "erp_write"
+
+
+class Effects:
+    """Typed constructors over the outbox; `conn` is the open transaction's connection."""
+
+    def __init__(self, conn, now: datetime) -> None:
+        self.conn = conn
+        self.now = now
+
+    def _put(self, kind: Effect, payload: dict, key: str, request_id: str | None) -> None:
+        outbox.enqueue(self.conn, self.now, kind.value, payload, key, request_id)
+
+    def post_card(self, request_id: str, stage: int, target: Target) -> None:
+        key = f"post:{request_id}:{stage}:{target.platform}:{target.kind}:{target.address}"
+        self._put(Effect.POST_CARD, {"stage": stage, "target": target.model_dump()}, key, request_id)
+
+    def update_cards(self, request_id: str) -> None:
+        # Updates render the request as it stands when delivered, so each state change needs its own key.
+        self._put(Effect.UPDATE_CARDS, {}, f"update:{request_id}:{uuid.uuid4().hex}", request_id)
+
+    def thread(self, request_id: str, text: str, mention: str | None = None) -> None:
+        self._put(Effect.THREAD, {"text": text, "mention": mention}, f"thread:{request_id}:{uuid.uuid4().hex}", request_id)
+
+    def what_changed(self, request_id: str) -> None:
+        self._put(Effect.THREAD, {"what_changed": True}, f"what-changed:{request_id}:{uuid.uuid4().hex}", request_id)
+
+    def notify(self, target: Target, text: str, request_id: str | None = None, key: str | None = None) -> None:
+        self._put(
+            Effect.NOTIFY, {"target": target.model_dump(), "text": text}, key or f"notify:{uuid.uuid4().hex}", request_id
+        )
+
+    def erp_write(self, request_id: str, decision: Decision) -> None:
+        # One write-back per request, ever: the key makes a second enqueue a no-op.
+        self._put(Effect.ERP_WRITE, decision.model_dump(mode="json"), f"erp:{request_id}", request_id)

@@ -1,0 +1,373 @@
+"""The SQLite store (WAL): inbox, requests, stages, votes, cards, conversations, plus the log and outbox tables."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from handoff.bot.core.models import (
+    ApprovalPacket,
+    Platform,
+    PostedCard,
+    RecordRef,
+    RequestState,
+    RequestStatus,
+    RoutePlan,
+    SourceEvent,
+    StageState,
+    Target,
+    Vote,
+)
+from handoff.bot.core.ports import Clock
+
+from . import decision_log
+from .migrations import migrate
+
+
+def _ts(at: datetime) -> str:
+    return at.isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    id: int
+    event: SourceEvent
+    attempts: int
+
+
+class Store:
+    """One SQLite database. Methods are synchronous and short; `transaction()` groups them atomically."""
+
+    def __init__(self, path: str | Path, clock: Clock) -> None:
+        self.path = str(path)
+        self.clock = clock
+        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so writers queue up instead of failing mid-way.
+        self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        if self.path != ":memory:":
+            self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        migrate(self.conn)
+        self._depth = 0
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT; nested calls join the outer transaction."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.conn
+            finally:
+                self._depth -= 1
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    # ---- inbox: webhooks stored before they are acknowledged
+
+    def accept_event(self, event: SourceEvent) -> tuple[int, bool]:
+        """Store a webhook once per dedup key. Returns (inbox id, whether it was new)."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO inbox (dedup_key, source, model, record_id, received_at, hint, next_at)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (
+                    event.dedup_key,
+                    event.ref.source,
+                    event.ref.model,
+                    event.ref.record_id,
+                    _ts(event.received_at),
+                    json.dumps(event.hint, sort_keys=True, default=str),
+                    _ts(event.received_at),
+                ),
+            )
+            if cursor.rowcount == 1:
+                return cursor.lastrowid, True
+            row = conn.execute("SELECT id FROM inbox WHERE dedup_key = ?", (event.dedup_key,)).fetchone()
+            return row[0], False
+
+    def due_events(self, now: datetime, limit: int = 50) -> list[InboxItem]:
+        rows = self.conn.execute(
+            "SELECT id, dedup_key, source, model, record_id, received_at, hint, attempts FROM inbox"
+            " WHERE status = 'pending' AND next_at <= ? ORDER BY id LIMIT ?",
+            (_ts(now), limit),
+        ).fetchall()
+        return [
+            InboxItem(
+                id=row[0],
+                event=SourceEvent(
+                    ref=RecordRef(source=row[2], model=row[3], record_id=row[4]),
+                    dedup_key=row[1],
+                    received_at=datetime.fromisoformat(row[5]),
+                    hint=json.loads(row[6]),
+                ),
+                attempts=row[7],
+            )
+            for row in rows
+        ]
+
+    def settle_event(self, inbox_id: int, note: str, request_id: str | None = None) -> None:
+        self.conn.execute(
+            "UPDATE inbox SET status = 'done', note = ?, request_id = ?, attempts = attempts + 1 WHERE id = ?",
+            (note, request_id, inbox_id),
+        )
+
+    def defer_event(self, inbox_id: int, next_at: datetime, note: str) -> None:
+        self.conn.execute(
+            "UPDATE inbox SET attempts = attempts + 1, next_at = ?, note = ? WHERE id = ?", (_ts(next_at), note, inbox_id)
+        )
+
+    def inbox_depth(self) -> dict[str, int]:
+        return dict(self.conn.execute("SELECT status, COUNT(*) FROM inbox GROUP BY status").fetchall())
+
+    def first_delivery(self, key: str) -> bool:
+        """True the first time a chat platform delivery id is seen: platform retries are not processed twice."""
+        cursor = self.conn.execute("INSERT OR IGNORE INTO seen_deliveries (key, at) VALUES (?, ?)", (key, _ts(self.clock.now())))
+        return cursor.rowcount == 1
+
+    # ---- requests
+
+    def create_request(
+        self, packet: ApprovalPacket, plan: RoutePlan, platform: Platform, requester: str | None, now: datetime
+    ) -> RequestState:
+        record = packet.record
+        self.conn.execute(
+            "INSERT INTO requests (id, ref_key, source, model, record_id, reference, status, version, stage, platform,"
+            " requester, business_unit, exception_type, packet, plan, created_at, updated_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                packet.request_id,
+                record.ref.key,
+                record.ref.source,
+                record.ref.model,
+                record.ref.record_id,
+                record.reference,
+                RequestStatus.OPEN.value,
+                packet.version,
+                0,
+                platform,
+                requester,
+                record.business_unit,
+                record.exception_type,
+                packet.model_dump_json(),
+                plan.model_dump_json(),
+                _ts(now),
+                _ts(now),
+            ),
+        )
+        self.conn.executemany(
+            "INSERT INTO stages (request_id, stage, status, started_at) VALUES (?,?,?,?)",
+            [
+                (packet.request_id, s.index, "pending" if s.index == 0 else "waiting", _ts(now) if s.index == 0 else None)
+                for s in plan.stages
+            ],
+        )
+        request = self.get_request(packet.request_id)
+        assert request is not None
+        return request
+
+    @staticmethod
+    def new_request_id() -> str:
+        return "r-" + uuid.uuid4().hex[:12]
+
+    _REQUEST_COLUMNS = (
+        "id, source, model, record_id, reference, status, version, stage, platform, requester, packet, plan,"
+        " created_at, updated_at"
+    )
+
+    def _request(self, row: tuple | None) -> RequestState | None:
+        if row is None:
+            return None
+        (id_, source, model, record_id, reference, status, version, stage, platform, requester, packet, plan,
+         created_at, updated_at) = row
+        return RequestState(
+            id=id_,
+            ref=RecordRef(source=source, model=model, record_id=record_id),
+            reference=reference,
+            status=RequestStatus(status),
+            version=version,
+            stage=stage,
+            platform=platform,
+            requester=requester,
+            packet=ApprovalPacket.model_validate_json(packet),
+            plan=RoutePlan.model_validate_json(plan),
+            created_at=datetime.fromisoformat(created_at),
+            updated_at=datetime.fromisoformat(updated_at),
+        )
+
+    def get_request(self, request_id: str) -> RequestState | None:
+        row = self.conn.execute(f"SELECT {self._REQUEST_COLUMNS} FROM requests WHERE id = ?", (request_id,)).fetchone()
+        return self._request(row)
+
+    def open_request_for(self, ref: RecordRef) -> RequestState | None:
+        row = self.conn.execute(
+            f"SELECT {self._REQUEST_COLUMNS} FROM requests WHERE ref_key = ? AND status = 'open'", (ref.key,)
+        ).fetchone()
+        return self._request(row)
+
+    def find_requests(self, text: str, limit: int = 5) -> list[RequestState]:
+        """Exact reference first, else references ending with or containing the text (newest first)."""
+        rows = self.conn.execute(
+            f"SELECT {self._REQUEST_COLUMNS} FROM requests WHERE reference = ? COLLATE NOCASE ORDER BY created_at DESC LIMIT 1",
+            (text,),
+        ).fetchall()
+        if not rows:
+            rows = self.conn.execute(
+                f"SELECT {self._REQUEST_COLUMNS} FROM requests WHERE reference LIKE ? ESCAPE '\\' COLLATE NOCASE"
+                " ORDER BY created_at DESC LIMIT ?",
+                ("%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%", limit),
+            ).fetchall()
+        return [r for r in (self._request(row) for row in rows) if r is not None]
+
+    def requests_by_status(self, status: RequestStatus) -> list[RequestState]:
+        rows = self.conn.execute(
+            f"SELECT {self._REQUEST_COLUMNS} FROM requests WHERE status = ? ORDER BY created_at", (status.value,)
+        ).fetchall()
+        return [r for r in (self._request(row) for row in rows) if r is not None]
+
+    def replace_packet(self, request_id: str, packet: ApprovalPacket, now: datetime) -> None:
+        self.conn.execute(
+            "UPDATE requests SET packet = ?, version = ?, reference = ?, updated_at = ? WHERE id = ?",
+            (packet.model_dump_json(), packet.version, packet.record.reference, _ts(now), request_id),
+        )
+
+    def set_status(self, request_id: str, status: RequestStatus, now: datetime) -> None:
+        self.conn.execute("UPDATE requests SET status = ?, updated_at = ? WHERE id = ?", (status.value, _ts(now), request_id))
+
+    def advance_stage(self, request_id: str, stage: int, now: datetime) -> None:
+        self.conn.execute("UPDATE requests SET stage = ?, updated_at = ? WHERE id = ?", (stage, _ts(now), request_id))
+        self.conn.execute(
+            "UPDATE stages SET status = 'pending', started_at = ? WHERE request_id = ? AND stage = ?", (_ts(now), request_id, stage)
+        )
+
+    # ---- stages and votes
+
+    def stages(self, request_id: str) -> list[StageState]:
+        rows = self.conn.execute(
+            "SELECT stage, status, started_at, decided_at, decided_by FROM stages WHERE request_id = ? ORDER BY stage",
+            (request_id,),
+        ).fetchall()
+        return [
+            StageState(
+                stage=row[0],
+                status=row[1],
+                started_at=datetime.fromisoformat(row[2]) if row[2] else None,
+                decided_at=datetime.fromisoformat(row[3]) if row[3] else None,
+                decided_by=row[4],
+            )
+            for row in rows
+        ]
+
+    def decide_stage(self, request_id: str, stage: int, status: str, by: str, now: datetime) -> bool:
+        """Compare-and-set: only a pending stage can be decided, so two racing clicks yield one winner."""
+        cursor = self.conn.execute(
+            "UPDATE stages SET status = ?, decided_at = ?, decided_by = ? WHERE request_id = ? AND stage = ? AND status = 'pending'",
+            (status, _ts(now), by, request_id, stage),
+        )
+        return cursor.rowcount == 1
+
+    def add_vote(self, request_id: str, vote: Vote) -> bool:
+        cursor = self.conn.execute(
+            "INSERT OR IGNORE INTO votes (request_id, stage, person, verb, version, comment, at) VALUES (?,?,?,?,?,?,?)",
+            (request_id, vote.stage, vote.person, vote.verb.value, vote.version, vote.comment, _ts(vote.at)),
+        )
+        return cursor.rowcount == 1
+
+    def votes(self, request_id: str, stage: int | None = None) -> list[Vote]:
+        sql = "SELECT stage, person, verb, version, comment, at FROM votes WHERE request_id = ?"
+        args: tuple = (request_id,)
+        if stage is not None:
+            sql += " AND stage = ?"
+            args += (stage,)
+        rows = self.conn.execute(sql + " ORDER BY at", args).fetchall()
+        return [
+            Vote(stage=r[0], person=r[1], verb=r[2], version=r[3], comment=r[4], at=datetime.fromisoformat(r[5])) for r in rows
+        ]
+
+    # ---- cards as posted
+
+    def save_card(self, posted: PostedCard, now: datetime) -> None:
+        self.conn.execute(
+            "INSERT OR IGNORE INTO cards (request_id, stage, platform, kind, address, person, conversation, message_id, posted_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                posted.request_id,
+                posted.stage,
+                posted.target.platform,
+                posted.target.kind,
+                posted.target.address,
+                posted.target.person,
+                posted.conversation,
+                posted.message_id,
+                _ts(now),
+            ),
+        )
+
+    def cards(self, request_id: str) -> list[PostedCard]:
+        rows = self.conn.execute(
+            "SELECT stage, platform, kind, address, person, conversation, message_id FROM cards WHERE request_id = ? ORDER BY id",
+            (request_id,),
+        ).fetchall()
+        return [
+            PostedCard(
+                request_id=request_id,
+                stage=r[0],
+                target=Target(platform=r[1], kind=r[2], address=r[3], person=r[4]),
+                conversation=r[5],
+                message_id=r[6],
+            )
+            for r in rows
+        ]
+
+    def card_posted(self, request_id: str, stage: int, platform: str, address: str) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM cards WHERE request_id = ? AND stage = ? AND platform = ? AND address = ?",
+            (request_id, stage, platform, address),
+        ).fetchone()
+        return row is not None
+
+    def request_for_message(self, conversation: str, message_id: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT request_id FROM cards WHERE conversation = ? AND message_id = ?", (conversation, message_id)
+        ).fetchone()
+        return row[0] if row else None
+
+    # ---- conversations (ConversationDirectory)
+
+    async def save_conversation(self, platform: Platform, key: str, reference: dict) -> None:
+        self.conn.execute(
+            "INSERT INTO conversations (platform, key, reference, updated_at) VALUES (?,?,?,?)"
+            " ON CONFLICT (platform, key) DO UPDATE SET reference = excluded.reference, updated_at = excluded.updated_at",
+            (platform, key, json.dumps(reference, sort_keys=True), _ts(self.clock.now())),
+        )
+
+    async def find_conversation(self, platform: Platform, key: str) -> dict | None:
+        row = self.conn.execute("SELECT reference FROM conversations WHERE platform = ? AND key = ?", (platform, key)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    # ---- the log
+
+    def log(self, request_id: str | None, event: str, actor: str, body: dict) -> decision_log.LogEntry:
+        with self.transaction() as conn:
+            return decision_log.append(conn, self.clock.now(), request_id, event, actor, body)
+
+    def narrative(self, request_id: str) -> list[decision_log.LogEntry]:
+        return list(decision_log.entries(self.conn, request_id))
