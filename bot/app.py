@@ -1,0 +1,196 @@
+"""The one aiohttp application, and the one place that wires adapters into the core."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from slack_sdk.web.async_client import AsyncWebClient
+
+from handoff.bot.channels.slack import SlackChannel, build_bolt_app, slack_handler
+from handoff.bot.config import Settings
+from handoff.bot.core.act import Approvals
+from handoff.bot.core.context import Core
+from handoff.bot.core.deliver import Dispatcher
+from handoff.bot.core.errors import BadEvent, ConfigError, IgnoredEvent
+from handoff.bot.core.ingest import Ingestor
+from handoff.bot.core.models import SourceEvent
+from handoff.bot.core.ports import Clock, SystemClock
+from handoff.bot.core.route import RoutingConfig
+from handoff.connectors import odoo
+from handoff.state.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Worker:
+    """Drains the inbox and the outbox whenever woken, and on a slow tick so nothing waits forever."""
+
+    ingestor: Ingestor
+    dispatcher: Dispatcher
+    tick_s: float = 1.0
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task | None = None
+    _stopping: bool = False
+
+    def wake(self) -> None:
+        self.wakeup.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="handoff-worker")
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Let the current round finish within `grace_s`; what is left stays queued for the next start."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self.wakeup.set()
+        try:
+            await asyncio.wait_for(self._task, grace_s)
+        except asyncio.TimeoutError:
+            log.warning("worker.stop_timeout", extra={"grace_s": grace_s})
+
+    async def run_once(self) -> int:
+        return await self.ingestor.drain() + await self.dispatcher.drain()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self.wakeup.clear()
+            try:
+                if await self.run_once():
+                    continue
+            except Exception:
+                # A bug must not stop delivery of everything else; the row stays due and is retried.
+                log.exception("worker.error")
+            try:
+                await asyncio.wait_for(self.wakeup.wait(), self.tick_s)
+            except asyncio.TimeoutError:
+                pass
+
+
+SETTINGS = web.AppKey("settings", Settings)
+CORE = web.AppKey("core", Core)
+WORKER = web.AppKey("worker", Worker)
+SLACK = web.AppKey("slack", Callable)
+
+
+class QuietAccessLogger(AbstractAccessLogger):
+    """Access lines without query strings: webhook URLs carry their secret there."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info("http.request", extra={"method": request.method, "path": request.path, "status": response.status, "ms": round(time * 1000, 1)})
+
+
+def _json_error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def odoo_webhook(request: web.Request) -> web.Response:
+    """POST /webhooks/odoo?key=<secret>: store first, then acknowledge."""
+    settings = request.app[SETTINGS].odoo
+    if settings is None:
+        return _json_error(404, "Odoo is not configured on this Handoff (set HANDOFF_ODOO__URL and friends).")
+    core = request.app[CORE]
+    return await _ingest(request, settings.webhook_secret.get_secret_value(), lambda body: odoo.parse_webhook(body, settings, core.clock.now()))
+
+
+async def _ingest(request: web.Request, secret: str, parse: Callable[[bytes], SourceEvent]) -> web.Response:
+    core = request.app[CORE]
+    given = request.query.get("key", "")
+    if not hmac.compare_digest(given.encode(), secret.encode()):
+        log.warning("webhook.refused", extra={"path": request.path, "reason": "wrong or missing key", "remote": request.remote})
+        return _json_error(401, "Wrong or missing webhook key: the URL must end with ?key=<the configured webhook secret>.")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        log.warning("webhook.refused", extra={"path": request.path, "reason": "too large"})
+        return _json_error(413, "Webhook body too large.")
+    try:
+        event = parse(body)
+    except IgnoredEvent as ignored:
+        log.info("webhook.ignored", extra={"path": request.path, "reason": str(ignored)})
+        return web.json_response({"status": "ignored", "reason": str(ignored)}, status=202)
+    except BadEvent as bad:
+        log.warning("webhook.rejected", extra={"path": request.path, "reason": bad.reason})
+        return _json_error(bad.status, bad.reason)
+    inbox_id, is_new = core.store.accept_event(event)
+    log.info("webhook.accepted", extra={"ref": event.ref.key, "inbox_id": inbox_id, "new": is_new})
+    if is_new:
+        core.wake()
+    return web.json_response({"status": "accepted" if is_new else "duplicate", "id": inbox_id})
+
+
+async def slack_events(request: web.Request) -> web.StreamResponse:
+    handler = request.app.get(SLACK)
+    if handler is None:
+        return _json_error(404, "Slack is not configured on this Handoff (set HANDOFF_SLACK__BOT_TOKEN and HANDOFF_SLACK__SIGNING_SECRET).")
+    return await handler(request)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    store = request.app[CORE].store
+    from handoff.state import outbox
+
+    return web.json_response({"status": "ok", "inbox": store.inbox_depth(), "outbox": outbox.depth(store.conn)})
+
+
+def create_app(settings: Settings, routing: RoutingConfig, clock: Clock | None = None) -> web.Application:
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_lifecycle(routing, clock or SystemClock()))
+    app.router.add_post("/webhooks/odoo", odoo_webhook)
+    app.router.add_post("/slack/events", slack_events)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+def _lifecycle(routing: RoutingConfig, clock: Clock):
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        store = Store(settings.database, clock)
+        session = aiohttp.ClientSession()
+        try:
+            connectors = {}
+            if settings.odoo:
+                connectors["odoo"] = odoo.OdooConnector(settings.odoo, session)
+            core = Core(store=store, routing=routing, connectors=connectors, clock=clock)
+            approvals = Approvals(core)
+            channels = {}
+            if settings.slack:
+                client = AsyncWebClient(token=settings.slack.bot_token.get_secret_value(), base_url=settings.slack.api_base_url)
+                await _check_slack(client)
+                channels["slack"] = SlackChannel(client)
+                app[SLACK] = slack_handler(build_bolt_app(settings.slack, client, approvals, channels["slack"], core))
+            worker = Worker(Ingestor(core), Dispatcher(core, approvals, channels))
+            core.wake = worker.wake
+            app[CORE], app[WORKER] = core, worker
+            worker.start()
+            yield
+            await worker.stop()
+        finally:
+            await session.close()
+            store.close()
+
+    return lifecycle
+
+
+async def _check_slack(client: AsyncWebClient) -> None:
+    """Fail at start, not at the first click, when the Slack token is wrong."""
+    from slack_sdk.errors import SlackApiError
+
+    try:
+        await client.auth_test()
+    except SlackApiError as error:
+        raise ConfigError(
+            f"Slack refused the bot token ({error.response.get('error')}). Set HANDOFF_SLACK__BOT_TOKEN to the app's "
+            "Bot User OAuth Token (Slack app > OAuth & Permissions), or run `handoff demo` to use the local fakes."
+        ) from error
+    except (aiohttp.ClientError, OSError) as error:
+        raise ConfigError(f"Slack is unreachable at {client.base_url} ({error}). Check HANDOFF_SLACK__API_BASE_URL and the network.") from error

@@ -1,0 +1,223 @@
+"""Slack adapter: Web API calls for cards and threads, and a slack-bolt app for clicks, modals, commands, events."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from aiohttp import web
+from pydantic import BaseModel, SecretStr
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from handoff.bot.core import status
+from handoff.bot.core.context import Core
+from handoff.bot.core.errors import ChatError, ChatRateLimited
+from handoff.bot.core.events import Event
+from handoff.bot.core.effects import Effects
+from handoff.bot.core.models import Action, ActionResult, CardView, ChatIdentity, Outcome, PostedCard, Target, Verb
+from handoff.bot.core.ports import Approvals
+from handoff.cards import blockkit
+from handoff.cards.escape import escape_mrkdwn
+
+log = logging.getLogger(__name__)
+
+# Errors no retry can fix: a human must invite the bot, fix the id or the token.
+PERMANENT_ERRORS = {
+    "channel_not_found", "not_in_channel", "is_archived", "invalid_auth", "not_authed", "account_inactive",
+    "token_revoked", "user_not_found", "cannot_dm_bot", "missing_scope", "message_not_found", "invalid_blocks",
+    "msg_too_long", "no_text",
+}
+
+_FIXES = {
+    "channel_not_found": "Check the channel id in the routing config, and invite the Handoff app to that channel.",
+    "not_in_channel": "Invite the Handoff app to the channel (/invite @Handoff).",
+    "invalid_auth": "The Slack bot token is wrong: set HANDOFF_SLACK__BOT_TOKEN to the app's Bot User OAuth Token.",
+    "not_authed": "Set HANDOFF_SLACK__BOT_TOKEN.",
+    "missing_scope": "Reinstall the Slack app from `handoff manifest slack` so it has every scope Handoff uses.",
+    "user_not_found": "Check the person's Slack user id in the routing config.",
+}
+
+
+class SlackSettings(BaseModel):
+    bot_token: SecretStr
+    signing_secret: SecretStr
+    # Configurable so tests, GovSlack (slack-gov.com) and proxies work.
+    api_base_url: str = "https://slack.com/api/"
+
+
+class SlackChannel:
+    """ChatChannel for Slack (Web API)."""
+
+    platform = "slack"
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def call(self, method: str, **kwargs) -> dict:
+        try:
+            response = await self.client.api_call(method, json=kwargs)
+        except SlackApiError as error:
+            code = error.response.get("error", "unknown_error") if error.response else "unknown_error"
+            if error.response is not None and error.response.status_code == 429:
+                retry_after = float(error.response.headers.get("Retry-After", "1"))
+                raise ChatRateLimited(f"Slack rate-limited {method}; retry after {retry_after:g}s", retry_after) from error
+            fix = _FIXES.get(code, "")
+            raise ChatError(f"Slack {method} failed: {code}. {fix}".strip(), permanent=code in PERMANENT_ERRORS) from error
+        except OSError as error:
+            raise ChatError(f"Slack unreachable for {method}: {error}") from error
+        return response.data  # type: ignore[return-value]
+
+    async def _conversation(self, target: Target) -> str:
+        if target.kind == "channel":
+            return target.address
+        opened = await self.call("conversations.open", users=target.address)
+        return opened["channel"]["id"]
+
+    async def post_card(self, request_id: str, stage: int, target: Target, view: CardView) -> PostedCard:
+        text, blocks = blockkit.render_card(view)
+        channel = await self._conversation(target)
+        sent = await self.call("chat.postMessage", channel=channel, text=text, blocks=blocks)
+        return PostedCard(request_id=request_id, stage=stage, target=target, conversation=sent["channel"], message_id=sent["ts"])
+
+    async def update_card(self, posted: PostedCard, view: CardView) -> None:
+        text, blocks = blockkit.render_card(view)
+        await self.call("chat.update", channel=posted.conversation, ts=posted.message_id, text=text, blocks=blocks)
+
+    async def post_thread(self, posted: PostedCard, text: str, mention: str | None = None) -> None:
+        body = escape_mrkdwn(text)
+        if mention:
+            body = f"<@{mention}> {body}"
+        await self.call("chat.postMessage", channel=posted.conversation, thread_ts=posted.message_id, text=body)
+
+    async def notify(self, target: Target, text: str) -> None:
+        await self.call("chat.postMessage", channel=await self._conversation(target), text=escape_mrkdwn(text))
+
+    async def whisper(self, channel: str, user: str, text: str) -> None:
+        """A private reply to one person in a channel (ephemeral): refusals, confirmations."""
+        await self.call("chat.postEphemeral", channel=channel, user=user, text=escape_mrkdwn(text))
+
+
+def _binding(value: str) -> tuple[str, int, int]:
+    data = json.loads(value)
+    return str(data["r"]), int(data["v"]), int(data["s"])
+
+
+def _identity(body: dict) -> ChatIdentity:
+    # Bolt has verified the request signature, so `user.id` is Slack's word, not the client's.
+    user = body["user"]
+    return ChatIdentity(platform="slack", user_id=user["id"], display_name=user.get("name") or user.get("username"))
+
+
+def build_bolt_app(settings: SlackSettings, client: AsyncWebClient, approvals: Approvals, channel: SlackChannel, core: Core) -> AsyncApp:
+    """The bolt app: signature checks (5-minute window), ack within 3 s, then the work."""
+    app = AsyncApp(
+        token=settings.bot_token.get_secret_value(),
+        signing_secret=settings.signing_secret.get_secret_value(),
+        client=client,
+        raise_error_for_unhandled_request=False,
+    )
+
+    async def tell(body: dict, result: ActionResult) -> None:
+        container = body.get("container") or {}
+        channel_id = container.get("channel_id") or (body.get("channel") or {}).get("id")
+        if channel_id:
+            await channel.whisper(channel_id, body["user"]["id"], result.message)
+
+    async def decide(body: dict, verb: Verb, value: str, comment: str | None = None) -> None:
+        request_id, version, stage = _binding(value)
+        action = Action(request_id=request_id, version=version, stage=stage, verb=verb, actor=_identity(body), comment=comment)
+        result = await approvals.act(action)
+        if result.outcome not in {Outcome.RECORDED, Outcome.STAGE_DECIDED, Outcome.REQUEST_DECIDED} or verb is not Verb.APPROVE:
+            await tell(body, result)
+
+    @app.action("handoff.approve")
+    async def on_approve(ack, body, action):
+        await ack()
+        await decide(body, Verb.APPROVE, action["value"])
+
+    async def open_modal(body: dict, action: dict, build) -> None:
+        request_id, version, stage = _binding(action["value"])
+        container = body.get("container") or {}
+        view = build(request_id, version, stage, container.get("channel_id", ""), container.get("message_ts", ""))
+        # trigger_id expires within seconds: open the modal before anything slow.
+        await channel.call("views.open", trigger_id=body["trigger_id"], view=view)
+
+    @app.action("handoff.reject")
+    async def on_reject(ack, body, action):
+        await ack()
+        await open_modal(body, action, blockkit.reject_modal)
+
+    @app.action("handoff.ask_info")
+    async def on_ask_info(ack, body, action):
+        await ack()
+        await open_modal(body, action, blockkit.ask_info_modal)
+
+    def submitted(view: dict) -> tuple[str, dict]:
+        values = [v for block in view["state"]["values"].values() for v in block.values()]
+        text = (values[0].get("value") or "").strip() if values else ""
+        return text, json.loads(view["private_metadata"])
+
+    async def submit(ack, body, view, verb: Verb, missing: str) -> None:
+        text, meta = submitted(view)
+        if not text:
+            block_id = next(iter(view["state"]["values"]), "reason")
+            await ack(response_action="errors", errors={block_id: missing})
+            return
+        await ack()
+        body = {**body, "container": {"channel_id": meta.get("channel")}}
+        await decide(body, verb, json.dumps({"r": meta["r"], "v": meta["v"], "s": meta["s"]}), comment=text)
+
+    @app.view("handoff.reject_modal")
+    async def on_reject_submit(ack, body, view):
+        await submit(ack, body, view, Verb.REJECT, "Please say why you reject it: the requester will see this.")
+
+    @app.view("handoff.ask_info_modal")
+    async def on_ask_submit(ack, body, view):
+        await submit(ack, body, view, Verb.ASK_INFO, "Please write your question.")
+
+    @app.command("/handoff")
+    async def on_command(ack, command):
+        person = approvals.person_for(ChatIdentity(platform="slack", user_id=command["user_id"]))
+        await ack(text=status.answer(core, person, command.get("text", "")))
+
+    @app.event("app_mention")
+    async def on_mention(body, event):
+        if not core.store.first_delivery(f"slack:{body['event_id']}"):
+            return  # Slack retried a delivery we already answered
+        person = approvals.person_for(ChatIdentity(platform="slack", user_id=event["user"]))
+        question = event.get("text", "").split(">", 1)[-1]
+        await channel.call("chat.postMessage", channel=event["channel"], thread_ts=event.get("thread_ts") or event["ts"],
+                            text=escape_mrkdwn(status.answer(core, person, question)))
+
+    @app.event("message")
+    async def on_message(body, event):
+        if event.get("subtype") or event.get("bot_id") or not core.store.first_delivery(f"slack:{body['event_id']}"):
+            return
+        if event.get("channel_type") == "im":
+            person = approvals.person_for(ChatIdentity(platform="slack", user_id=event["user"]))
+            await channel.call("chat.postMessage", channel=event["channel"], text=escape_mrkdwn(status.answer(core, person, event.get("text", ""))))
+            return
+        thread = event.get("thread_ts")
+        request_id = core.store.request_for_message(event["channel"], thread) if thread else None
+        if request_id is None:
+            return
+        person = approvals.person_for(ChatIdentity(platform="slack", user_id=event["user"]))
+        with core.store.transaction() as conn:
+            core.store.log(request_id, Event.INFO_PROVIDED, person.key if person else f"slack:{event['user']}", {"answer": event.get("text", "")})
+            Effects(conn, core.clock.now()).update_cards(request_id)
+        core.wake()
+
+    return app
+
+
+def slack_handler(app: AsyncApp):
+    """aiohttp handler for /slack/events: events, interactivity and slash commands share it."""
+
+    async def handle(request: web.Request) -> web.Response:
+        bolt_response = await app.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(bolt_response)
+
+    return handle

@@ -1,0 +1,24 @@
+"""Settings from the environment (HANDOFF_*), with secrets kept as SecretStr; the routing rules live in TOML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from handoff.bot.channels.slack import SlackSettings
+from handoff.connectors.odoo import OdooSettings
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HANDOFF_", env_nested_delimiter="__", extra="ignore")
+
+    database: Path = Path("handoff.db")
+    routing: Path = Path("routing.toml")
+    host: str = "127.0.0.1"
+    port: int = 3978
+    public_url: str = "http://localhost:3978"
+    # Largest webhook or chat request accepted; Dataverse trims its own payloads at 256 KB.
+    max_body_bytes: int = 512 * 1024
+    slack: SlackSettings | None = None
+    odoo: OdooSettings | None = None
