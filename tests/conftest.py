@@ -1,0 +1,34 @@
+"""Fixtures shared by every test: a controllable clock and a fresh store."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from handoff.state.store import Store
+
+
+class ManualClock:
+    """A clock the test moves; starts at the real time so signed chat requests stay inside their window."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.at = start or datetime.now(timezone.utc)
+
+    def now(self) -> datetime:
+        return self.at
+
+    def advance(self, **delta: float) -> None:
+        self.at += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def fresh_store(clock: ManualClock) -> Store:
+    store = Store(":memory:", clock)
+    yield store
+    store.close()
