@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated
-from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from handoff.manifest.chat_commands import CHAT_COMMANDS
+from handoff.manifest.fields import HttpsUrl
 
 # Our own JSON Schema of Slack's documented manifest rules; the tests hold every manifest to it.
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "slack-app-manifest.schema.json"
@@ -40,20 +39,13 @@ BOT_EVENTS: dict[str, str] = {
 EVENTS_PATH = "/slack/events"
 
 
-def _https(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname:
-        raise ValueError(f"must be an https:// URL with a host (Slack only calls https), not {url!r}")
-    return url.rstrip("/")
-
-
 class SlackAppSettings(BaseModel):
     """What the Slack manifest says about this Handoff: names, the slash command, where Slack sends requests."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     # Socket Mode needs no public URL: Slack sends everything over the app's WebSocket.
-    public_url: Annotated[str, AfterValidator(_https)] | None = None
+    public_url: HttpsUrl | None = None
     socket_mode: bool = False
     # Limits from Slack's app manifest reference (docs.slack.dev/reference/app-manifest).
     name: str = Field(default="Handoff", min_length=1, max_length=35)

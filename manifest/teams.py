@@ -6,13 +6,13 @@ import json
 import logging
 import zipfile
 from pathlib import Path
-from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from handoff.manifest import icons
 from handoff.manifest.chat_commands import CHAT_COMMANDS
+from handoff.manifest.fields import HttpsUrl
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +30,6 @@ HEX_COLOR = r"^#[0-9a-fA-F]{6}$"
 BOT_SCOPES = ("personal", "team", "groupChat")
 # A fixed timestamp makes the same settings produce the same zip, byte for byte.
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-
-
-def _https(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname:
-        raise ValueError(f"must be an https:// URL with a host, not {url!r}")
-    return url.rstrip("/")
-
-
-HttpsUrl = Annotated[str, Field(max_length=2048), AfterValidator(_https)]
 
 
 class TeamsAppSettings(BaseModel):

@@ -119,7 +119,7 @@ def test_slack_without_public_url_or_socket_mode_says_what_to_set(capsys):
     )
 
 
-def test_the_installed_command_builds_the_package(tmp_path):
+def test_the_command_line_builds_the_package_in_a_real_process(tmp_path):
     out = tmp_path / "handoff-teams.zip"
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("HANDOFF_")}, **TEAMS_ENV}
 

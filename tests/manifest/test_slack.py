@@ -153,3 +153,21 @@ def test_any_text_survives_the_yaml_writer(value):
     document = {"key": value}
 
     assert yaml.safe_load(to_yaml(document)) == document
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"name": "N" * 36}, "name", "at most 35 characters"),
+        ({"long_description": "Too short for Slack."}, "long_description", "at least 175 characters"),
+        ({"command": "/Handoff"}, "command", "String should match pattern"),
+        ({"public_url": "http://handoff.acme.example"}, "public_url", "must be an https:// URL with a host"),
+    ],
+)
+def test_bad_settings_name_the_field(change, field, message):
+    with pytest.raises(ValidationError) as caught:
+        SlackAppSettings(**{"public_url": PUBLIC_URL, **change})
+
+    [error] = caught.value.errors()
+    assert error["loc"] == (field,)
+    assert message in error["msg"]
