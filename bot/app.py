@@ -37,6 +37,7 @@ class Worker:
     dispatcher: Dispatcher
     tick_s: float = 1.0
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    quiet: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task | None = None
     _stopping: bool = False
 
@@ -69,10 +70,16 @@ class Worker:
             except Exception:
                 # A bug must not stop delivery of everything else; the row stays due and is retried.
                 log.exception("worker.error")
+            self.quiet.set()
             try:
                 await asyncio.wait_for(self.wakeup.wait(), self.tick_s)
             except asyncio.TimeoutError:
                 pass
+            self.quiet.clear()
+
+    def is_settled(self) -> bool:
+        """Nothing due and nobody has asked for another round: what tests and the demo wait for."""
+        return self.quiet.is_set() and not self.wakeup.is_set()
 
 
 SETTINGS = web.AppKey("settings", Settings)
