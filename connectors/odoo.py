@@ -1,0 +1,265 @@
+"""The Odoo connector: its settings, the webhook an automation rule posts, and purchase orders read and decided."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Literal
+
+import aiohttp
+from pydantic import BaseModel, SecretStr, field_validator
+
+from handoff.bot.core.errors import BadEvent, ErpRefused, IgnoredEvent, RecordNotFound
+from handoff.bot.core.models import Decision, ErpPerson, ErpRecord, Line, RecordRef, SourceEvent, Verb, VendorHistory
+from handoff.bot.core.retry import Backoff, with_retries
+
+from .odoo_rpc import OdooRpc
+
+log = logging.getLogger(__name__)
+
+PURCHASE_ORDER = "purchase.order"
+# States from odoo/odoo addons/purchase/models/purchase_order.py; 'done' ("Locked") exists up to 17.
+OPEN_STATES = ["draft", "sent", "to approve", "purchase"]
+APPROVED_STATES = {"purchase", "done"}
+ORDER_FIELDS = ["name", "state", "partner_id", "amount_total", "currency_id", "user_id", "order_line", "company_id", "write_date", "date_order"]
+LINE_FIELDS = ["name", "product_qty", "price_unit", "price_subtotal", "display_type"]
+
+
+class OdooSettings(BaseModel):
+    """How Handoff reaches one Odoo database, and which of its fields mean what (HANDOFF_ODOO__*)."""
+
+    url: str
+    database: str
+    login: str  # the API user's login: JSON-RPC authenticates with it, and error messages name it
+    api_key: SecretStr
+    api: Literal["auto", "json2", "jsonrpc"] = "auto"
+    webhook_secret: SecretStr
+    models: list[str] = [PURCHASE_ORDER]
+    business_unit_field: str | None = "company_id"
+    region_by_business_unit: dict[str, str] = {}
+    exception_field: str | None = None
+    timeout_s: float = 10
+
+    @field_validator("url")
+    @classmethod
+    def _base_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"{url!r} is not an http(s) URL; set HANDOFF_ODOO__URL to Odoo's base URL, e.g. https://mycompany.odoo.com")
+        return url.rstrip("/")
+
+    @field_validator("models")
+    @classmethod
+    def _supported(cls, models: list[str]) -> list[str]:
+        unknown = sorted(set(models) - {PURCHASE_ORDER})
+        if unknown:
+            raise ValueError(f"Handoff can read only {PURCHASE_ORDER} from Odoo, not {', '.join(unknown)}; remove them from HANDOFF_ODOO__MODELS")
+        return models
+
+
+def parse_webhook(body: bytes, settings: OdooSettings, received_at: datetime | None = None) -> SourceEvent:
+    """The event in a body posted by an automation rule's "Send Webhook Notification" action (protocols.md §4)."""
+    try:
+        data = json.loads(body)
+    except ValueError as error:
+        raise BadEvent(f"Odoo webhook body is not JSON ({error}). Point an automation rule's \"Send Webhook Notification\" action at this URL.") from None
+    if not isinstance(data, dict):
+        raise BadEvent(f"Odoo webhook body must be a JSON object, got {type(data).__name__}. Point an automation rule's \"Send Webhook Notification\" action at this URL.")
+    missing = [key for key in ("_model", "_id") if key not in data]
+    if missing:
+        raise BadEvent(f"Odoo webhook lacks {' and '.join(missing)}: this body did not come from a \"Send Webhook Notification\" action.", status=422)
+    model, record_id, write_date = data["_model"], data["_id"], data.get("write_date", False)
+    if not isinstance(model, str) or not model:
+        raise BadEvent(f"Odoo webhook _model must be a model name such as \"{PURCHASE_ORDER}\", got {model!r}.", status=422)
+    if not isinstance(record_id, int) or isinstance(record_id, bool) or record_id <= 0:
+        raise BadEvent(f"Odoo webhook _id must be a positive record id, got {record_id!r}.", status=422)
+    if write_date is not False and not isinstance(write_date, str):
+        raise BadEvent(f"Odoo webhook write_date must be a \"YYYY-MM-DD HH:MM:SS\" string, got {write_date!r}.", status=422)
+    if model not in settings.models:
+        raise IgnoredEvent(f"Odoo model {model} is not routed (HANDOFF_ODOO__MODELS is {settings.models}).")
+    # write_date names the change, so Odoo firing twice for one save dedups; without it, the body itself does.
+    change = write_date or hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    return SourceEvent(
+        ref=RecordRef(source="odoo", model=model, record_id=str(record_id)),
+        dedup_key=f"odoo:{model}:{record_id}:{change}",
+        received_at=received_at or datetime.now(timezone.utc),
+        # Scalars only: many2one arrive as bare ids (read with load=None) and x2many as id lists.
+        hint={k: v for k, v in data.items() if not k.startswith("_") and (v is None or isinstance(v, (str, int, float)))},
+    )
+
+
+class OdooConnector:
+    """ErpConnector for Odoo purchase orders, over JSON-2 or JSON-RPC."""
+
+    source = "odoo"
+
+    def __init__(
+        self,
+        settings: OdooSettings,
+        session: aiohttp.ClientSession,
+        backoff: Backoff = Backoff(),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.settings = settings
+        self._rpc = OdooRpc(settings, session)
+        self._backoff = backoff
+        self._sleep = sleep
+
+    async def fetch_record(self, ref: RecordRef) -> ErpRecord:
+        """The purchase order as Odoo has it now, with its lines, requester, vendor history and attachment count."""
+        order_id = _order_id(ref)
+        fields = ORDER_FIELDS + [f for f in (self.settings.business_unit_field, self.settings.exception_field) if f and f not in ORDER_FIELDS]
+        rows = await self._call(ref.model, "read", [order_id], fields=fields)
+        if not rows:
+            raise RecordNotFound(
+                f"Odoo has no {ref.model} {order_id} that the API user {self.settings.login!r} can see. "
+                "It was deleted, or the API user lacks access to its company."
+            )
+        order = rows[0]
+        lines, requester, open_orders, exceptions, attachments = await asyncio.gather(
+            self._lines(order), self._requester(order), self._open_orders(order), self._recent_exceptions(order), self._attachment_count(order)
+        )
+        business_unit = _text(order.get(self.settings.business_unit_field)) if self.settings.business_unit_field else None
+        exception = order.get(self.settings.exception_field) if self.settings.exception_field else None
+        state = order["state"]
+        return ErpRecord(
+            ref=ref,
+            reference=order["name"],
+            state=state,
+            vendor=_text(order["partner_id"]) or "(no vendor)",
+            amount=Decimal(str(order["amount_total"])),
+            currency=_text(order["currency_id"]) or "",
+            requester=requester,
+            lines=lines,
+            business_unit=business_unit,
+            region=self.settings.region_by_business_unit.get(business_unit) if business_unit else None,
+            exception_type=str(exception) if exception else None,
+            attachment_count=attachments,
+            url=self.record_url(ref),
+            etag=order.get("write_date") or None,
+            vendor_history=VendorHistory(open_orders=open_orders, recent_exceptions=exceptions),
+            awaiting_approval=state == "to approve",
+            erp_decision="approved" if state in APPROVED_STATES else "rejected" if state == "cancel" else None,
+        )
+
+    async def write_decision(self, record: ErpRecord, decision: Decision) -> ErpRecord:
+        """Approve (button_approve) or reject (button_cancel), confirm it took by re-reading, note it in the chatter."""
+        ref, order_id = record.ref, _order_id(record.ref)
+        if decision.verb is Verb.APPROVE:
+            await self._call(ref.model, "button_approve", [order_id])
+            live = await self.fetch_record(ref)
+            if live.state == "to approve":
+                login = self.settings.login
+                raise ErpRefused(
+                    f"Odoo left {live.reference} in 'to approve' after button_approve: it silently skips orders at or above "
+                    f"the company's double validation amount when the API user is not a Purchase manager. Fix: give the API "
+                    f"user {login} the Purchase / Administrator group, or raise the company's double validation amount; then retry."
+                )
+            if live.erp_decision != "approved":
+                raise ErpRefused(f"Odoo shows {live.reference} as '{live.state}' after button_approve, so it is not approved. Check it in Odoo ({live.url}), then decide again.")
+            note = f"Approved in Handoff by {decision.by}."
+        elif decision.verb is Verb.REJECT:
+            await self._call(ref.model, "button_cancel", [order_id])
+            live = await self.fetch_record(ref)
+            if live.state != "cancel":
+                raise ErpRefused(f"Odoo shows {live.reference} as '{live.state}' after button_cancel, so it is not cancelled. Check it in Odoo ({live.url}), then decide again.")
+            note = f"Rejected in Handoff by {decision.by}: {decision.reason or 'no reason given'}"
+        else:
+            raise ValueError(f"{decision.verb.value} is not written back to Odoo: only approve and reject are.")
+        await self._post(ref, order_id, note)
+        log.info("odoo.decision_written", extra={"ref": ref.key, "verb": decision.verb.value, "state": live.state})
+        return live
+
+    async def post_note(self, ref: RecordRef, text: str) -> None:
+        """Log `text` as an internal note in the order's chatter."""
+        await self._post(ref, _order_id(ref), text)
+
+    def record_url(self, ref: RecordRef) -> str:
+        # The /web# form opens the record on 17, 18 and 19 alike (18+ rewrites it to its /odoo/... routes).
+        return f"{self.settings.url}/web#id={ref.record_id}&model={ref.model}&view_type=form"
+
+    def record_from_hint(self, event: SourceEvent) -> ErpRecord:
+        """What the webhook itself said; vendor and currency arrive as bare ids, so they stay unnamed."""
+        hint, ref = event.hint, event.ref
+        state = str(hint.get("state") or "to approve")
+        partner = hint.get("partner_id")
+        return ErpRecord(
+            ref=ref,
+            reference=str(hint.get("name") or f"{ref.model} {ref.record_id}"),
+            state=state,
+            vendor=f"Odoo partner #{partner}" if partner else "(vendor unknown)",
+            amount=Decimal(str(hint.get("amount_total") or 0)),
+            currency="",
+            url=self.record_url(ref),
+            etag=str(hint["write_date"]) if hint.get("write_date") else None,
+            awaiting_approval=state == "to approve",
+        )
+
+    async def _call(self, model: str, method: str, ids: list[int] | None = None, **params: Any) -> Any:
+        return await with_retries(
+            lambda: self._rpc.call(model, method, ids, **params), what=f"odoo {model}.{method}", backoff=self._backoff, sleep=self._sleep
+        )
+
+    async def _post(self, ref: RecordRef, order_id: int, text: str) -> None:
+        # Not retried here: a lost answer would post the note twice. mail.thread.message_post takes keywords only.
+        await self._rpc.call(ref.model, "message_post", [order_id], body=text, message_type="comment", subtype_xmlid="mail.mt_note")
+
+    async def _lines(self, order: dict[str, Any]) -> tuple[Line, ...]:
+        if not order["order_line"]:
+            return ()
+        rows = await self._call("purchase.order.line", "read", order["order_line"], fields=LINE_FIELDS)
+        return tuple(
+            Line(
+                description=row["name"] or "",
+                quantity=Decimal(str(row["product_qty"])),
+                unit_price=Decimal(str(row["price_unit"])),
+                subtotal=Decimal(str(row["price_subtotal"])),
+            )
+            for row in rows
+            if not row.get("display_type")  # section and note lines carry no amounts
+        )
+
+    async def _requester(self, order: dict[str, Any]) -> ErpPerson | None:
+        # A PO's user_id is its purchase representative, who is who asked for it in practice.
+        if not order["user_id"]:
+            return None
+        user_id, name = order["user_id"]
+        rows = await self._call("res.users", "read", [user_id], fields=["name", "login", "email"])
+        if not rows:
+            return ErpPerson(name=name)
+        return ErpPerson(name=rows[0]["name"], login=rows[0]["login"] or None, email=rows[0]["email"] or None)
+
+    async def _open_orders(self, order: dict[str, Any]) -> int:
+        if not order["partner_id"]:
+            return 0
+        domain = [["partner_id", "=", order["partner_id"][0]], ["id", "!=", order["id"]], ["state", "in", OPEN_STATES]]
+        return await self._call(PURCHASE_ORDER, "search_count", domain=domain)
+
+    async def _recent_exceptions(self, order: dict[str, Any]) -> tuple[str, ...]:
+        field = self.settings.exception_field
+        if not field or not order["partner_id"]:
+            return ()
+        domain = [["partner_id", "=", order["partner_id"][0]], ["id", "!=", order["id"]], [field, "!=", False], ["date_order", "<", order["date_order"]]]
+        rows = await self._call(PURCHASE_ORDER, "search_read", domain=domain, fields=[field], order="date_order desc", limit=3)
+        return tuple(str(row[field]) for row in rows)
+
+    async def _attachment_count(self, order: dict[str, Any]) -> int:
+        domain = [["res_model", "=", PURCHASE_ORDER], ["res_id", "=", order["id"]]]
+        return await self._call("ir.attachment", "search_count", domain=domain)
+
+
+def _order_id(ref: RecordRef) -> int:
+    if not ref.record_id.isdigit():
+        raise RecordNotFound(f"{ref.key} does not name an Odoo record: Odoo ids are positive integers.")
+    return int(ref.record_id)
+
+
+def _text(value: Any) -> str | None:
+    """A field's display text: many2one reads as [id, name], empty fields as false."""
+    if isinstance(value, list) and len(value) == 2:
+        return str(value[1])
+    return str(value) if value not in (False, None, "") else None
