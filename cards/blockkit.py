@@ -30,7 +30,10 @@ REJECT_MODAL, ASK_INFO_MODAL = "handoff.reject_modal", "handoff.ask_info_modal"
 def render_card(view: CardView) -> tuple[str, list[dict]]:
     """The fallback text (always set: it is the notification) and the blocks of one approval card."""
     record = view.packet.record
-    blocks = [_header(record.reference, words.status_label(view))]
+    blocks = [
+        _header(record.reference, words.status_label(view)),
+        {"type": "context", "block_id": "handoff.stage", "elements": [_mrkdwn(esc(words.stage_text(view)))]},
+    ]
     if view.notice:
         blocks.append(_section("handoff.notice", f":warning: {esc(view.notice)}"))
     if view.packet.incomplete_reason:
@@ -40,18 +43,18 @@ def render_card(view: CardView) -> tuple[str, list[dict]]:
     shown, hidden = words.top_lines(record.lines)
     if shown:
         items = [truncate(esc(words.line_text(line, record.currency)), LINE_TEXT) for line in shown]
-        blocks.append(_section("handoff.lines", _list(words.LINES, items, words.more(hidden))))
+        blocks.append(_section("handoff.lines", _list(words.LINES_HEADING, items, words.more(hidden))))
     if view.packet.missing:
         items = [truncate(esc(m), NOTE_TEXT) for m in view.packet.missing]
-        blocks.append(_section("handoff.missing", _list(words.MISSING, items)))
+        blocks.append(_section("handoff.missing", _list(words.MISSING_HEADING, items)))
     notes = view.packet.policy_notes
     if notes:
         items = [truncate(esc(n), NOTE_TEXT) for n in notes[: words.TOP_NOTES]]
-        blocks.append(_section("handoff.policy", _list(words.POLICY, items, words.more(len(notes) - words.TOP_NOTES, "note"))))
+        blocks.append(_section("handoff.policy", _list(words.POLICY_HEADING, items, words.more(len(notes) - words.TOP_NOTES, "note"))))
     if view.history:
         lines = "\n".join(truncate(esc(h), NOTE_TEXT) for h in view.history)
         blocks.append({"type": "context", "block_id": "handoff.history",
-                       "elements": [_mrkdwn(truncate(f"*{words.HISTORY}*\n{lines}", SECTION_TEXT))]})
+                       "elements": [_mrkdwn(truncate(f"*{words.HISTORY_HEADING}*\n{lines}", SECTION_TEXT))]})
     if view.actionable:
         blocks.append(_actions(view))
     return truncate(esc(words.summary(view)), FALLBACK_TEXT), blocks
@@ -85,7 +88,6 @@ def _facts(view: CardView) -> list[dict]:
         (words.RECORD, _record_link(record.url, record.reference)),
         (words.UNIT, esc(words.unit_text(record) or "")),
         (words.EXCEPTION, esc(record.exception_type or "")),
-        (words.STAGE, esc(words.stage_text(view))),
         (words.VENDOR_HISTORY, esc(words.vendor_history_text(record.vendor_history))),
     ]
     return [_mrkdwn(truncate(_field(label, value), FIELD_TEXT)) for label, value in facts if value]

@@ -17,14 +17,12 @@ REQUESTER = "Requester"
 RECORD = "Record"
 UNIT = "Business unit"
 EXCEPTION = "Exception"
-STAGE = "Stage"
 VENDOR_HISTORY = "Vendor history"
-LINES = "Lines"
-MISSING = "Missing before you decide"
-POLICY = "Policy"
+LINES_HEADING = "Lines"
+MISSING_HEADING = "Missing before you decide"
+POLICY_HEADING = "Policy"
 INCOMPLETE = "Incomplete"
-HISTORY = "History"
-OPEN_RECORD = "Open in the ERP"
+HISTORY_HEADING = "History"
 
 # ISO 4217 currencies without minor units; every other currency shows two decimals.
 _NO_DECIMALS = {"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"}
@@ -84,8 +82,8 @@ def summary(view: CardView) -> str:
 
 
 def stage_text(view: CardView) -> str:
-    """`1 of 2 · Finance approver`, shown under the `Stage` label."""
-    return f"{view.stage + 1} of {view.stage_count} · {role_label(view.role)}"
+    """`Stage 1 of 2 · Finance approver`."""
+    return f"Stage {view.stage + 1} of {view.stage_count} · {role_label(view.role)}"
 
 
 def requester_text(record: ErpRecord) -> str:
@@ -108,3 +106,8 @@ def vendor_history_text(history: VendorHistory) -> str:
     if not history.recent_exceptions:
         return f"{orders} · no recent exceptions"
     return f"{orders} · recent exceptions: {', '.join(history.recent_exceptions)}"
+
+
+def incomplete_text(reason: str) -> str:
+    """The banner for a packet built without the live record."""
+    return f"{INCOMPLETE}: {reason}"

@@ -58,7 +58,7 @@ def test_the_packet_facts_are_on_the_card(make_view):
     assert blocks[0]["type"] == "header" and blocks[0]["text"]["text"] == "P00042 · Approval needed"
     for fact in [
         "Acme Supplies", "12,500.00 EUR", "Sam Buyer (sam@example.com)", "Operations · EMEA", "Price above contract",
-        "*Stage*\n1 of 2 · Finance approver", "3 open orders · recent exceptions: late delivery",
+        "Stage 1 of 2 · Finance approver", "3 open orders · recent exceptions: late delivery",
         "Above 10,000 EUR: finance approves", "Waiting for Finance approver (stage 1 of 2)",
         "Item 1 — 1 × 100.00 = 100.00 EUR", "<https://erp.example.com/odoo/purchase/42|P00042>",
     ]:
@@ -92,12 +92,13 @@ def test_an_incomplete_packet_says_why(make_view):
     assert block(blocks, "handoff.incomplete")["text"]["text"] == f":warning: *Incomplete:* {reason}"
 
 
-def test_a_drift_notice_comes_right_after_the_header(make_view):
+def test_a_drift_notice_comes_right_under_the_header(make_view):
     notice = "Refreshed from Odoo: amount 12,500.00 EUR → 13,100.00 EUR. Please decide again."
 
     _, blocks = render_card(make_view(notice=notice))
 
-    assert blocks[1]["block_id"] == "handoff.notice" and notice in blocks[1]["text"]["text"]
+    assert [b["block_id"] for b in blocks[:3]] == ["handoff.header", "handoff.stage", "handoff.notice"]
+    assert notice in blocks[2]["text"]["text"]
 
 
 def test_history_lines_are_shown(make_view):
