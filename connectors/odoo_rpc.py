@@ -85,9 +85,9 @@ class OdooRpc:
             return self._uid
 
     async def _web_version(self) -> int | None:
-        status, body, _ = await self._send("GET", "/web/version", None)
+        status, body, retry_after = await self._send("GET", "/web/version", None)
         if status == 429 or status >= 500:
-            self._transient(status, None, "GET /web/version")
+            self._transient(status, retry_after, "GET /web/version")
         return _major(body.get("version_info")) if status == 200 and isinstance(body, dict) else None
 
     async def _common_version(self) -> int:

@@ -12,6 +12,7 @@ Wire shapes follow odoo/odoo and odoo/documentation (see handoff.connectors.odoo
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -48,7 +49,10 @@ class FakeOdoo(OdooSeeding):
         self.calls: Counter[str] = Counter()  # "purchase.order.read", "common.authenticate", "web.version", ...
         self.requests: list[str] = []  # "POST /jsonrpc" for every request received, faults included
         self._faults: list[tuple[int, float | None]] = []
+        self._stalls = 0
+        self._release = asyncio.Event()
         self.app = web.Application(middlewares=[self._inject_faults])
+        self.app.on_shutdown.append(self._release_stalled)
         self.app.router.add_post("/jsonrpc", self._jsonrpc)
         if version >= 19:
             self.app.router.add_get("/web/version", self._web_version)
@@ -58,6 +62,10 @@ class FakeOdoo(OdooSeeding):
     def fail_next(self, count: int = 1, status: int = 503, retry_after: float | None = None) -> None:
         """Answer the next `count` requests with `status` (and Retry-After), as a proxy or a busy server would."""
         self._faults.extend([(status, retry_after)] * count)
+
+    def stall_next(self, count: int = 1) -> None:
+        """Leave the next `count` requests unanswered until the client gives up, as a hung Odoo worker would."""
+        self._stalls += count
 
     def webhook_body(self, order_id: int, fields: Sequence[str] = WEBHOOK_FIELDS, action: str = "Send Webhook Notification", action_id: int = 87) -> bytes:
         """Exactly the bytes an automation rule's webhook action posts for this purchase order."""
@@ -71,11 +79,18 @@ class FakeOdoo(OdooSeeding):
         self.requests.append(f"{request.method} {request.path}")
         if self.down:
             return web.Response(status=503, text="503 Service Unavailable")
+        if self._stalls:
+            self._stalls -= 1
+            await self._release.wait()
+            return web.Response(status=504, text="504 Gateway Timeout")
         if self._faults:
             status, retry_after = self._faults.pop(0)
             headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
             return web.Response(status=status, text=f"{status} {HTTPStatus(status).phrase}", headers=headers)
         return await handler(request)
+
+    async def _release_stalled(self, app: web.Application) -> None:
+        self._release.set()
 
     def _version_info(self) -> list[Any]:
         return [self.version, 0, 0, "final", 0, ""]

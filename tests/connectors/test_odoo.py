@@ -163,6 +163,14 @@ async def test_a_wrong_api_key_is_refused_at_once_with_the_fix(serve_odoo, versi
     assert odoo.sleeps == []
 
 
+@pytest.mark.parametrize(("version", "says"), [(18, 'database "nope" does not exist'), (19, "database 'nope' not found")])
+async def test_a_wrong_database_is_refused_naming_it(serve_odoo, version, says):
+    odoo = await serve_odoo(version)
+    with pytest.raises(ErpRefused, match=says):
+        await odoo.connector(database="nope").fetch_record(ref(1))
+    assert odoo.sleeps == []
+
+
 async def test_a_key_revoked_after_authentication_is_refused(serve_odoo):
     odoo = await serve_odoo(18)
     order = odoo.fake.add_purchase_order(amount=100)
@@ -193,6 +201,17 @@ async def test_odoo_unreachable_is_unavailable(session):
     with pytest.raises(ErpUnavailable, match=rf"^Odoo at {url} is unreachable \(ClientConnectorError: .*\)\. Check HANDOFF_ODOO__URL"):
         await connector.fetch_record(ref(1))
     assert len(sleeps) == 1
+
+
+async def test_a_hung_odoo_times_out_and_is_retried(odoo):
+    odoo.fake.stall_next(3)
+    with pytest.raises(ErpUnavailable) as unavailable:
+        await odoo.connector(api="json2", timeout_s=0.05).fetch_record(ref(1))
+    assert str(unavailable.value) == (
+        f"Odoo at {odoo.url} did not answer POST /json/2/purchase.order/read within 0.05s. "
+        "Check that Odoo is up, or raise HANDOFF_ODOO__TIMEOUT_S."
+    )
+    assert len(odoo.sleeps) == 2
 
 
 async def test_throttling_waits_as_long_as_odoo_asks(odoo):
