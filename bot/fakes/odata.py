@@ -1,0 +1,79 @@
+"""The small part of OData query syntax the Dataverse fake understands: $select, $expand, and eq/and filters."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+
+class QueryError(ValueError):
+    """A query option the fake (or Dataverse) cannot take; the message is the one the API would give."""
+
+
+_CLAUSE = re.compile(r"^\s*([A-Za-z_][\w]*)\s+eq\s+(.+?)\s*$")
+
+
+def parse_select(value: str | None) -> list[str] | None:
+    return [column.strip() for column in value.split(",") if column.strip()] if value else None
+
+
+def parse_expand(value: str | None) -> dict[str, list[str] | None]:
+    """`nav($select=a,b),other` -> {"nav": ["a", "b"], "other": None}."""
+    expanded: dict[str, list[str] | None] = {}
+    for item in _split_top_level(value or ""):
+        match = re.fullmatch(r"\s*(\w+)\s*(?:\((.*)\))?\s*", item)
+        if not match:
+            raise QueryError(f"The query parameter $expand has an invalid value '{item}'.")
+        nav, options = match.groups()
+        select = None
+        for option in (options or "").split(";"):
+            if option.strip().startswith("$select="):
+                select = parse_select(option.strip().removeprefix("$select="))
+            elif option.strip():
+                raise QueryError(f"The fake Dataverse supports only $select inside $expand, not '{option.strip()}'.")
+        expanded[nav] = select
+    return expanded
+
+
+def parse_filter(value: str | None) -> list[tuple[str, object]]:
+    """`a eq 1 and _b_value eq <guid> and c eq 'x'` -> [(column, value)]; anything richer is refused."""
+    if not value:
+        return []
+    clauses = []
+    for part in re.split(r"\s+and\s+", value.strip()):
+        match = _CLAUSE.match(part)
+        if not match:
+            raise QueryError(f"The fake Dataverse supports only 'column eq value' joined by 'and' in $filter, not '{part}'.")
+        clauses.append((match.group(1), _literal(match.group(2))))
+    return clauses
+
+
+def _literal(text: str) -> object:
+    if text.startswith("'") and text.endswith("'") and len(text) >= 2:
+        return text[1:-1].replace("''", "'")
+    if text in ("true", "false"):
+        return text == "true"
+    if text == "null":
+        return None
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        pass
+    try:
+        return int(text)
+    except ValueError:
+        raise QueryError(f"The fake Dataverse cannot read the $filter value '{text}'.") from None
+
+
+def _split_top_level(text: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for char in text:
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+            continue
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        current += char
+    if current.strip():
+        parts.append(current)
+    return parts
