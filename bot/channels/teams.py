@@ -1,0 +1,169 @@
+"""Teams adapter, outbound: cards to channels and 1:1 chats through the Bot Connector REST API (botbuilder)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from aiohttp import web
+from botbuilder.integration.aiohttp import CloudAdapter
+from botbuilder.schema import Activity, Attachment, ChannelAccount, ConversationParameters, ErrorResponseException, Mention
+from botframework.connector.aio import ConnectorClient
+from msrest.exceptions import ClientException
+
+from handoff.bot.core.errors import ChatError, ChatRateLimited
+from handoff.bot.core.models import CardView, ChatIdentity, PostedCard, Target
+from handoff.bot.core.ports import Approvals, ConversationDirectory
+from handoff.cards import adaptive, text
+from handoff.cards.escape import escape_adaptive
+
+from .teams_auth import TeamsSettings, TokenSource, build_authentication, check_credentials
+from .teams_bot import messages_handler
+
+__all__ = ["TeamsChannel", "TeamsSettings", "teams_routes"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# msteams-docs bots/build-conversational-capability.md, "Status codes from bot conversational APIs": these need a
+# person (install, unblock, fix the registration), and retrying only repeats them.
+_PERMANENT_STATUS = {400, 401, 403, 404, 413}
+_NOT_REACHABLE = {"ForbiddenOperationException", "BotNotInConversationRoster", "ConversationBlockedByUser", "BotDisabledByAdmin"}
+
+
+class TeamsChannel:
+    """ChatChannel for Microsoft Teams; also owns the CloudAdapter that the inbound endpoint uses."""
+
+    platform = "teams"
+
+    def __init__(self, settings: TeamsSettings, directory: ConversationDirectory, approvals: Approvals) -> None:
+        self.settings = settings
+        self.directory = directory
+        self.approvals = approvals
+        self.tokens = TokenSource(settings)
+        self.adapter = CloudAdapter(build_authentication(settings, self.tokens))
+        self._connectors: dict[str, ConnectorClient] = {}
+
+    async def check(self) -> None:
+        """Fail at start when Microsoft refuses the app's credentials (and warm the token cache)."""
+        await check_credentials(self.settings, self.tokens)
+
+    # ---- ChatChannel
+
+    async def post_card(self, request_id: str, stage: int, target: Target, view: CardView) -> PostedCard:
+        if target.kind == "channel":
+            reference, conversation, mris = await self._reference(target), target.address, []
+        else:
+            reference, conversation = await self._open_dm(target)
+            mris = [reference["user"]["id"]]
+        card = adaptive.render_card(view, mris)
+        activity = Activity(type="message", summary=text.summary(view), attachments=[_attachment(card)])
+        connector = await self._connector(reference["serviceUrl"])
+        sent = await self._call("post the card", target, connector.conversations.send_to_conversation(conversation, activity))
+        log.info("card.posted", extra={"channel": "teams", "request_id": request_id, "kind": target.kind, "conversation": conversation})
+        return PostedCard(request_id=request_id, stage=stage, target=target, conversation=conversation, message_id=sent.id)
+
+    async def update_card(self, posted: PostedCard, view: CardView) -> None:
+        reference = await self._reference(posted.target)
+        mris = [reference["user"]["id"]] if posted.target.kind == "dm" else []
+        activity = Activity(type="message", id=posted.message_id, summary=text.summary(view),
+                            attachments=[_attachment(adaptive.render_card(view, mris))])
+        connector = await self._connector(reference["serviceUrl"])
+        await self._call("update the card", posted.target,
+                         connector.conversations.update_activity(posted.conversation, posted.message_id, activity))
+
+    async def post_thread(self, posted: PostedCard, text: str, mention: str | None = None) -> None:
+        """A reply under the card (`replyToId` = the card's message id); `mention` is an AAD object id."""
+        reference = await self._reference(posted.target)
+        activity = await self._message(text, mention)
+        activity.reply_to_id = posted.message_id
+        connector = await self._connector(reference["serviceUrl"])
+        await self._call("reply in the card's thread", posted.target,
+                         connector.conversations.reply_to_activity(posted.conversation, posted.message_id, activity))
+
+    async def notify(self, target: Target, text: str) -> None:
+        if target.kind == "channel":
+            reference, conversation = await self._reference(target), target.address
+        else:
+            reference, conversation = await self._open_dm(target)
+        connector = await self._connector(reference["serviceUrl"])
+        await self._call("send the message", target,
+                         connector.conversations.send_to_conversation(conversation, await self._message(text)))
+
+    # ---- helpers
+
+    async def _reference(self, target: Target) -> dict:
+        key = f"{'channel' if target.kind == 'channel' else 'user'}:{target.address}"
+        reference = await self.directory.find_conversation("teams", key)
+        if reference is None:
+            raise ChatError(self._unreachable(target, "the app was never installed there"), permanent=True)
+        return reference
+
+    async def _open_dm(self, target: Target) -> tuple[dict, str]:
+        """Open (or find: Teams keeps one per person) the 1:1 chat with a person known by AAD object id."""
+        reference = await self._reference(target)
+        tenant = reference.get("tenantId") or self.settings.tenant_id
+        user = reference["user"]
+        parameters = ConversationParameters(
+            is_group=False,
+            bot=ChannelAccount(id=reference["bot"]["id"]),
+            members=[ChannelAccount(id=user["id"], aad_object_id=target.address)],
+            tenant_id=tenant,
+            channel_data={"tenant": {"id": tenant}},
+        )
+        connector = await self._connector(reference["serviceUrl"])
+        created = await self._call("open a 1:1 chat", target, connector.conversations.create_conversation(parameters))
+        return reference, created.id
+
+    async def _message(self, body: str, mention: str | None = None) -> Activity:
+        # Teams renders message text as markdown [UNVERIFIED: that it honours CommonMark backslash escapes].
+        activity = Activity(type="message", text=escape_adaptive(body), text_format="markdown")
+        user = (await self.directory.find_conversation("teams", f"user:{mention}") or {}).get("user") if mention else None
+        if user:
+            person = self.approvals.person_for(ChatIdentity(platform="teams", user_id=mention))
+            tag = f"<at>{escape_adaptive(person.name if person else user.get('name') or 'you')}</at>"
+            activity.text = f"{tag} {activity.text}"
+            activity.entities = [Mention(mentioned=ChannelAccount(id=user["id"], name=user.get("name")), text=tag, type="mention")]
+        return activity
+
+    async def _connector(self, service_url: str) -> ConnectorClient:
+        # One client per regional serviceUrl, built by botbuilder with our credentials (its token cache is shared).
+        if service_url not in self._connectors:
+            claims = self.adapter.create_claims_identity(self.settings.app_id)
+            factory = self.adapter.bot_framework_authentication.create_connector_factory(claims)
+            self._connectors[service_url] = await factory.create(service_url, None)
+        return self._connectors[service_url]
+
+    def _unreachable(self, target: Target, cause: str) -> str:
+        if target.kind == "channel":
+            return (f"Handoff cannot post to Teams conversation {target.address}: {cause}. Add the Handoff app to that "
+                    "team or chat (Apps > Manage your apps), or fix the channel in the routing config.")
+        person = self.approvals.person_for(ChatIdentity(platform="teams", user_id=target.address))
+        name = person.name if person else target.person or target.address
+        return f"Handoff cannot reach {name} in Teams: {cause}. Install Handoff for {name} in Teams, or add a delegate."
+
+    async def _call(self, what: str, target: Target, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except ErrorResponseException as error:
+            status = error.response.status_code
+            code = getattr(getattr(error.error, "error", None), "code", None) or str(status)
+            if status == 429:
+                retry_after = float(error.response.headers.get("Retry-After") or 1)
+                raise ChatRateLimited(f"Teams throttled Handoff ({code}) trying to {what}; retry after {retry_after:g}s", retry_after) from error
+            log.warning("teams.call_failed", extra={"what": what, "status": status, "code": code, "target": target.address})
+            if code in _NOT_REACHABLE or status == 404:
+                raise ChatError(self._unreachable(target, f"Teams answered {status} {code}"), permanent=True) from error
+            raise ChatError(f"Teams refused to {what} ({status} {code}) for {target.address}.", permanent=status in _PERMANENT_STATUS) from error
+        except (ClientException, OSError) as error:
+            raise ChatError(f"Teams is unreachable trying to {what} ({type(error).__name__}); Handoff will retry.") from error
+
+
+def _attachment(card: dict) -> Attachment:
+    return Attachment(content_type=adaptive.CONTENT_TYPE, content=card)
+
+
+def teams_routes(channel: TeamsChannel) -> list[web.RouteDef]:
+    """`POST /api/messages`: the messaging endpoint registered on the Azure Bot."""
+    return [web.post("/api/messages", messages_handler(channel))]

@@ -1,0 +1,216 @@
+"""Teams adapter, inbound: `/api/messages` authenticated as Bot Framework requires, installs remembered, card
+actions (Universal Actions and legacy Action.Submit) turned into decisions bound to the verified identity."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING
+
+import requests
+from aiohttp import web
+from botbuilder.core import ActivityHandler, InvokeResponse, TurnContext
+from botbuilder.schema import Activity, Attachment, ChannelAccount
+
+from handoff.bot.core.models import Action, ActionResult, ChatIdentity, Outcome, Verb
+from handoff.cards import adaptive
+
+if TYPE_CHECKING:
+    from .teams import TeamsChannel
+
+log = logging.getLogger(__name__)
+
+# Invoke response bodies (MicrosoftDocs/AdaptiveCards authoring-cards/universal-action-model.md, "Response format");
+# the card type is spelled as msteams-docs Sequential-Workflows.md and botbuilder spell it.
+CARD_TYPE = "application/vnd.microsoft.card.adaptive"
+MESSAGE_TYPE = "application/vnd.microsoft.activity.message"
+ERROR_TYPE = "application/vnd.microsoft.error"
+
+VERBS = {adaptive.APPROVE: Verb.APPROVE, adaptive.REJECT: Verb.REJECT, adaptive.ASK_INFO: Verb.ASK_INFO}
+COMMENT_INPUT = {Verb.REJECT: "reason", Verb.ASK_INFO: "question"}
+COMMENT_NEEDED = {Verb.REJECT: "Please say why you reject it: the requester will see this.",
+                  Verb.ASK_INFO: "Please write your question."}
+DONE = {Outcome.RECORDED, Outcome.STAGE_DECIDED, Outcome.REQUEST_DECIDED, Outcome.INFO_REQUESTED}
+
+
+def _message(text: str) -> dict:
+    return {"statusCode": 200, "type": MESSAGE_TYPE, "value": text}
+
+
+def _error(reason: str) -> dict:
+    return {"statusCode": 400, "type": ERROR_TYPE, "value": {"code": "BadRequest", "message": reason}}
+
+
+def _channel_key(activity: Activity) -> str:
+    channel = (activity.channel_data or {}).get("channel") or {}
+    # Inside a channel thread the conversation id carries ";messageid=…"; the channel itself is what we post to.
+    return channel.get("id") or activity.conversation.id.split(";", 1)[0]
+
+
+class HandoffTeamsBot(ActivityHandler):
+    """Remembers where it is installed and turns card actions into Handoff actions."""
+
+    def __init__(self, channel: TeamsChannel) -> None:
+        self.channel = channel
+
+    # ---- installs
+
+    async def on_conversation_update_activity(self, turn_context: TurnContext) -> None:
+        await self._remember(turn_context.activity)
+
+    async def on_installation_update(self, turn_context: TurnContext) -> None:
+        await self._remember(turn_context.activity)
+
+    async def _remember(self, activity: Activity) -> None:
+        """Store references for later proactive posts: the conversation, its team, and every person seen in it."""
+        reference = TurnContext.get_conversation_reference(activity).serialize()
+        reference.pop("activityId", None)  # a stored reference must not turn proactive posts into replies
+        # botbuilder-python maps ConversationAccount.tenant_id to "tenantID", so Teams' "tenantId" is lost on the way
+        # in; channelData.tenant.id is where Teams itself puts the tenant.
+        tenant = ((activity.channel_data or {}).get("tenant") or {}).get("id") or activity.conversation.tenant_id
+        reference["tenantId"] = tenant
+        directory, saved = self.channel.directory, []
+        if activity.conversation.conversation_type == "personal":
+            if activity.from_property and activity.from_property.aad_object_id:
+                saved.append(f"user:{activity.from_property.aad_object_id}")
+                await directory.save_conversation("teams", saved[-1], reference)
+        else:
+            saved.append(f"channel:{_channel_key(activity)}")
+            await directory.save_conversation("teams", saved[-1], reference)
+            team = ((activity.channel_data or {}).get("team") or {}).get("id")
+            if team:
+                saved.append(f"team:{team}")
+                await directory.save_conversation("teams", saved[-1], reference)
+        for member in activity.members_added or []:
+            if member.aad_object_id and member.id != activity.recipient.id:
+                # Teams lets a bot open a 1:1 with anyone in a team or chat where it is installed.
+                saved.append(f"user:{member.aad_object_id}")
+                await directory.save_conversation("teams", saved[-1], {**reference, "user": member.serialize()})
+        log.info("teams.installed", extra={"type": activity.type, "keys": saved})
+
+    # ---- card actions
+
+    async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse | None:
+        # Answered here, not from on_adaptive_card_invoke: with CloudAdapter that path serializes the body twice
+        # and Teams gets a 500 (protocols.md §5). The invoke's HTTP status is 200 even for errors; `statusCode` says.
+        if turn_context.activity.name != "adaptiveCard/action":
+            return await super().on_invoke_activity(turn_context)
+        value = turn_context.activity.value if isinstance(turn_context.activity.value, dict) else {}
+        action = value.get("action") if isinstance(value.get("action"), dict) else {}
+        if action.get("type") != "Action.Execute":
+            body = _error(f"Handoff cards only send Action.Execute, not {action.get('type')!r}.")
+        else:
+            body = await self._execute(turn_context.activity, action.get("verb"), action.get("data"))
+        return InvokeResponse(status=200, body=body)
+
+    async def _execute(self, activity: Activity, verb: object, data: object) -> dict:
+        # `trigger` and `action.id` are not required: the local Teams playground omits them.
+        try:
+            request_id, version, stage = adaptive.binding(data)
+        except ValueError as error:
+            return _error(f"This card's button carries no usable request ({error}).")
+        if verb == adaptive.REFRESH:
+            return await self._card_response(request_id, activity)
+        if verb not in VERBS:
+            return _error(f"Unknown card action {verb!r}.")
+        result = await self._act(activity, VERBS[verb], request_id, version, stage, data)
+        if isinstance(result, str):
+            return _message(result)
+        if result.outcome in DONE:
+            return await self._card_response(request_id, activity)
+        return _message(result.message)
+
+    async def on_message_activity(self, turn_context: TurnContext) -> None:
+        """Legacy Action.Submit (older clients render the fallback): a message whose `value` is the button's data."""
+        activity, data = turn_context.activity, turn_context.activity.value
+        if not isinstance(data, dict) or data.get("verb") not in VERBS:
+            return  # plain messages (status questions) are answered elsewhere
+        try:
+            request_id, version, stage = adaptive.binding(data)
+        except ValueError as error:
+            await turn_context.send_activity(f"This card's button carries no usable request ({error}).")
+            return
+        result = await self._act(activity, VERBS[data["verb"]], request_id, version, stage, data)
+        if isinstance(result, str) or result.outcome not in DONE or not activity.reply_to_id:
+            await turn_context.send_activity(result if isinstance(result, str) else result.message)
+            return
+        view = await self.channel.approvals.view(request_id)
+        if view is None:
+            await turn_context.send_activity(result.message)
+            return
+        # A submit cannot answer with a card, so the card it came from is replaced in place.
+        card = adaptive.render_card(view, self._mris(activity))
+        await turn_context.update_activity(Activity(type="message", id=activity.reply_to_id,
+                                                    attachments=[Attachment(content_type=CARD_TYPE, content=card)]))
+
+    async def _act(self, activity: Activity, verb: Verb, request_id: str, version: int, stage: int, data: dict) -> ActionResult | str:
+        """The core's result, or (as a string) why the click cannot be counted as sent, before the core sees it."""
+        identity = _identity(activity)
+        if identity is None:
+            return "Teams did not say who you are (no Microsoft Entra object id), so Handoff cannot count this."
+        comment = str(data.get(COMMENT_INPUT[verb]) or "").strip() if verb in COMMENT_INPUT else None
+        if comment == "":
+            return COMMENT_NEEDED[verb]
+        action = Action(request_id=request_id, version=version, stage=stage, verb=verb, actor=identity, comment=comment)
+        return await self.channel.approvals.act(action)
+
+    async def _card_response(self, request_id: str, activity: Activity) -> dict:
+        view = await self.channel.approvals.view(request_id)
+        if view is None:
+            return _message("Handoff has no record of this request; it may come from another installation.")
+        return {"statusCode": 200, "type": CARD_TYPE, "value": adaptive.render_card(view, self._mris(activity))}
+
+    @staticmethod
+    def _mris(activity: Activity) -> list[str]:
+        # In a 1:1 chat the one viewer should see the live card; channels are refreshed by updating their copy.
+        personal = activity.conversation.conversation_type == "personal"
+        return [activity.from_property.id] if personal and activity.from_property else []
+
+
+def _identity(activity: Activity) -> ChatIdentity | None:
+    # The activity arrived with a verified Bot Connector token, so `from.aadObjectId` is Teams' word; nothing the
+    # card's `data` says about a person is ever used.
+    sender: ChannelAccount | None = activity.from_property
+    if sender is None or not sender.aad_object_id:
+        return None
+    return ChatIdentity(platform="teams", user_id=sender.aad_object_id, display_name=sender.name)
+
+
+def _refuse(status: int, reason: str) -> web.Response:
+    return web.json_response({"error": reason}, status=status)
+
+
+def messages_handler(channel: TeamsChannel):
+    """aiohttp handler for `POST /api/messages`."""
+    bot, adapter, settings = HandoffTeamsBot(channel), channel.adapter, channel.settings
+    if settings.local_development:
+        log.warning("teams.local_development", extra={"detail": "POST /api/messages accepts requests WITHOUT authentication"})
+
+    async def handle(request: web.Request) -> web.Response:
+        if request.content_type != "application/json":
+            return _refuse(415, "Send the activity as application/json.")
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            return _refuse(400, "The body is not valid JSON.")
+        if not isinstance(body, dict) or not body.get("type"):
+            return _refuse(400, "The body is not a Bot Framework activity (no `type`).")
+        activity = Activity().deserialize(body)
+        # None, not "": botbuilder only takes the anonymous path for a missing header.
+        header = request.headers.get("Authorization") or None
+        if header is None and settings.local_development:
+            log.warning("teams.unauthenticated_request", extra={"activity_type": activity.type, "remote": request.remote})
+        try:
+            authenticated = await adapter.bot_framework_authentication.authenticate_request(activity, header)
+        except requests.RequestException as error:
+            log.error("teams.keys_unavailable", extra={"url": settings.openid_metadata_url, "error": type(error).__name__})
+            return _refuse(503, f"Handoff could not fetch the Bot Framework signing keys from {settings.openid_metadata_url}; try again.")
+        except Exception as error:  # botbuilder raises PermissionError, PyJWT errors and IndexError for unknown keys
+            log.warning("teams.unauthorized", extra={"reason": type(error).__name__, "activity_type": activity.type, "remote": request.remote})
+            return _refuse(401, "The request is not signed by the Bot Framework for this bot.")
+        invoke = await adapter.process_activity(authenticated, activity, bot.on_turn)
+        if invoke is not None:
+            return web.json_response(invoke.body, status=int(invoke.status))
+        return web.Response(status=201)
+
+    return handle
