@@ -19,7 +19,7 @@ from .slack_signer import SlackSigner, Workspace
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FakeSlack", "Limit", "RateLimits", "SlackSigner", "Workspace", "TIERS"]
+__all__ = ["FakeMessage", "FakeSlack", "Limit", "RateLimits", "SlackSigner", "Workspace", "TIERS"]
 
 # https://docs.slack.dev/apis/web-api/rate-limits: tiers are "N+ per minute", per method, per workspace, per app.
 TIERS = {1: Limit(1, 60), 2: Limit(20, 60), 3: Limit(50, 60), 4: Limit(100, 60)}
