@@ -22,6 +22,7 @@ from handoff.bot.core.errors import BadEvent, ConfigError, IgnoredEvent
 from handoff.bot.core.ingest import Ingestor
 from handoff.bot.core.models import SourceEvent
 from handoff.bot.core.ports import Clock, SystemClock
+from handoff.bot.core.retry import Backoff
 from handoff.bot.core.route import RoutingConfig
 from handoff.connectors import odoo
 from handoff.state.store import Store
@@ -166,7 +167,8 @@ def _lifecycle(routing: RoutingConfig, clock: Clock):
         try:
             connectors = {}
             if settings.odoo:
-                connectors["odoo"] = odoo.OdooConnector(settings.odoo, session)
+                # The core owns retry policy (patient for enrichment, brief for clicks): one attempt per call here.
+                connectors["odoo"] = odoo.OdooConnector(settings.odoo, session, backoff=Backoff(attempts=1))
             core = Core(store=store, routing=routing, connectors=connectors, clock=clock)
             approvals = Approvals(core)
             channels = {}

@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from handoff.bot.core.errors import ConfigError, HandoffError
+from handoff.manifest.commands import register as register_manifest
 
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
@@ -197,12 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--database")
         p.set_defaults(func=cmd_outbox)
 
-    try:
-        from handoff.manifest.commands import register
-    except ImportError:
-        pass
-    else:
-        register(sub)
+    register_manifest(sub)
     return parser
 
 

@@ -96,9 +96,7 @@ async def story_status(stack: LocalStack, n: Narrator) -> None:
     body = stack.signer.slash_command_body(stack.slack_id("erik"), "erik", stack.routing.channels["procurement"].slack, "procurement", "status P00042")
     status, text = await stack.post_slack(body)
     n.say(f"Erik types /handoff status P00042 → HTTP {status}")
-    import json
-
-    n.detail(json.loads(text).get("text", text))
+    n.detail(text)
 
 
 async def run_demo(keep_running: bool = False, out=sys.stdout) -> int:

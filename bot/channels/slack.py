@@ -114,7 +114,6 @@ def _identity(body: dict) -> ChatIdentity:
 def build_bolt_app(settings: SlackSettings, client: AsyncWebClient, approvals: Approvals, channel: SlackChannel, core: Core) -> AsyncApp:
     """The bolt app: signature checks (5-minute window), ack within 3 s, then the work."""
     app = AsyncApp(
-        token=settings.bot_token.get_secret_value(),
         signing_secret=settings.signing_secret.get_secret_value(),
         client=client,
         raise_error_for_unhandled_request=False,

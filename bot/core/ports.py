@@ -38,8 +38,11 @@ class ErpConnector(Protocol):
 
     async def fetch_record(self, ref: RecordRef) -> ErpRecord: ...
 
-    async def write_decision(self, record: ErpRecord, decision: Decision) -> None:
-        """Carry out the decision in the ERP (approve, or reject with the reason in the record's history)."""
+    async def write_decision(self, record: ErpRecord, decision: Decision) -> ErpRecord:
+        """Carry out the decision in the ERP, re-read the record to confirm it took, and return it.
+
+        Raises ErpRefused when the ERP ignored or refused it (with the fix), ErpConflict when the record changed.
+        """
 
     async def post_note(self, ref: RecordRef, text: str) -> None:
         """Add a note to the record's own history (Odoo chatter, Dataverse annotation)."""

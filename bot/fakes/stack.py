@@ -98,9 +98,12 @@ class LocalStack:
 
     async def card(self, channel: str, reference: str, timeout: float = 5.0) -> FakeMessage:
         """The top-level card for `reference` in `channel` (a channel id or a person's DM), once it arrives."""
-        conversation = self.slack.dms.get(self.slack_id(channel), channel) if channel in self.routing.people else channel
+        def conversation() -> str:
+            # A DM channel exists only once Handoff has opened it, so look it up on every poll.
+            return self.slack.dms.get(self.slack_id(channel), channel) if channel in self.routing.people else channel
+
         return await wait_until(
-            lambda: next((m for m in self.slack.messages.get(conversation, []) if m.thread_ts is None and reference in m.text), None),
+            lambda: next((m for m in self.slack.messages.get(conversation(), []) if m.thread_ts is None and reference in m.text), None),
             timeout=timeout, what=f"a card for {reference} in {channel}",
         )
 
