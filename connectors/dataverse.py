@@ -88,7 +88,9 @@ class DataverseConnector:
         if target is None:
             raise ValueError(f"Dataverse write-back takes approve or reject, not {decision.verb.value}.")
         if record.etag is None:
-            raise ErpConflict(f"{record.reference} was built from the webhook alone, without an ETag; re-read it before writing a decision.")
+            raise ErpConflict(
+                f"{record.reference} was built from the webhook alone, without an ETag; re-read it before writing a decision."
+            )
         path = _entity(table, record.ref.record_id)
         try:
             await self._api.patch(path, {table.status_column: target}, if_match=record.etag)

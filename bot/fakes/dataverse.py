@@ -117,7 +117,8 @@ class FakeDataverse(SeedMixin):
             return _not_found(table, record_id)
         select = _checked(table, parse_select(request.query.get("$select")))
         body = self._shape(table, row, select, parse_expand(request.query.get("$expand")), _formatted(request))
-        context = f"{request.scheme}://{request.host}{API}/$metadata#{entity_set}({','.join(select or [])})/$entity"
+        shown = f"({','.join(select)})" if select else ""
+        context = f"{request.scheme}://{request.host}{API}/$metadata#{entity_set}{shown}/$entity"
         return web.json_response({"@odata.context": context, **body}, headers=_preference_applied(request))
 
     def _get_many(self, request: web.Request, entity_set: str) -> web.Response:
@@ -178,7 +179,7 @@ class FakeDataverse(SeedMixin):
 
     def _bind(self, table: Table, nav: str, value: object) -> dict:
         if nav not in table.lookups:
-            raise QueryError(f"An undeclared property '{nav}' which only has property annotations in the payload but no property value was found in the payload.")
+            raise QueryError(f"'{nav}' is not a navigation property of {table.logical}, so '{nav}@odata.bind' cannot be set.")
         column, target_set = table.lookups[nav]
         match = re.fullmatch(rf"/?{target_set}\(([0-9a-fA-F-]{{36}})\)", str(value))
         if not match or match.group(1).lower() not in self.rows[target_set]:
@@ -211,9 +212,10 @@ class FakeDataverse(SeedMixin):
             column, target_set = table.lookups[nav]
             target = self.rows[target_set].get(row.get(column) or "")
             target_table = TABLES[target_set]
-            body[nav] = self._shape(target_table, target, [target_table.id_column, *_checked(target_table, nav_select)], {}, formatted) if target else None
+            nav_columns = [target_table.id_column, *(_checked(target_table, nav_select) or [])] if nav_select else None
+            body[nav] = self._shape(target_table, target, nav_columns, {}, formatted) if target else None
         if formatted:
-            for nav, (column, target_set) in table.lookups.items():
+            for column, target_set in table.lookups.values():
                 target = self.rows[target_set].get(row.get(column) or "")
                 if column in body and target:
                     body[f"{column}@{FORMATTED}"] = target.get(TABLES[target_set].primary_name)

@@ -53,7 +53,7 @@ class FakeEntra:
     async def _openid_configuration(self, request: web.Request) -> web.Response:
         tenant = request.match_info["tenant"]
         if tenant not in self.tenants:
-            return self._error(400, "invalid_tenant", 90002, f"Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID.")
+            return self._error(400, "invalid_tenant", 90002, f"Tenant '{tenant}' not found.")
         base = f"{request.scheme}://{request.host}/{tenant}"
         # A subset of the v2 document; MSAL needs authorization_endpoint and token_endpoint (msal/authority.py).
         return web.json_response({
@@ -83,11 +83,13 @@ class FakeEntra:
             return self._error(400, "unauthorized_client", 700016,
                                f"Application with identifier '{client_id}' was not found in the directory '{tenant}'.")
         if not secrets.compare_digest(secret, self._clients[client_id]):
-            return self._error(401, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in "
-                               f"the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'.")
+            return self._error(401, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the "
+                               "request is the client secret value, not the client secret ID, for a secret added to app "
+                               f"'{client_id}'.")
         scopes = scope.split()
         if len(scopes) != 1 or not scopes[0].endswith("/.default"):
-            return self._error(400, "invalid_scope", 70011, f"The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid.")
+            return self._error(400, "invalid_scope", 70011,
+                               f"The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid.")
         token = secrets.token_urlsafe(32)
         self._tokens[token] = IssuedToken(client_id, tenant, scopes[0].removesuffix("/.default"), self.clock.now() + TOKEN_LIFETIME)
         seconds = int(TOKEN_LIFETIME.total_seconds())

@@ -26,9 +26,6 @@ class LoopbackTls:
         context.load_cert_chain(self.ca_file, self.key_file)
         return context
 
-    def client_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=self.ca_file)
-
 
 def loopback_tls(directory: Path) -> LoopbackTls:
     """Write a fresh key and certificate into `directory` (a temporary folder: the key is not protected)."""
