@@ -95,7 +95,7 @@ def _card(view: CardView, approver_mris: list[str], limits: _Limits) -> ac.Adapt
         version=VERSION,
         refresh=refresh,
         body=body,
-        fallback_text=escape_adaptive(text.summary(view)),
+        fallback_text=_erp(text.summary(view), limits),
     )
 
 
