@@ -88,27 +88,29 @@ def _among(label: str, value: str | None, allowed: tuple[str, ...]) -> tuple[boo
 
 
 def _amount(rule: Rule, amount: Decimal | None) -> tuple[bool, str]:
-    low, high = rule.amount_at_least, rule.amount_below
-    wanted = " and ".join(t for t in (low is not None and f"≥ {money(low)}", high is not None and f"< {money(high)}") if t)
+    bounds = [(op, bound) for op, bound in (("≥", rule.amount_at_least), ("<", rule.amount_below)) if bound is not None]
     if amount is None:
-        return False, f"amount unknown; the rule needs amount {wanted}"
+        return False, "amount unknown; the rule needs amount " + " and ".join(f"{op} {money(bound)}" for op, bound in bounds)
     shown = f"{amount:,.2f}"
-    if low is not None and amount < low:
-        return False, f"amount {shown} is not ≥ {money(low)}"
-    if high is not None and amount >= high:
-        return False, f"amount {shown} is not < {money(high)}"
-    if low is not None and high is not None:
-        return True, f"amount {money(low)} ≤ {shown} < {money(high)}"
-    return True, f"amount {shown} {wanted}"
+    for op, bound in bounds:
+        if (amount < bound) if op == "≥" else (amount >= bound):
+            return False, f"amount {shown} is not {op} {money(bound)}"
+    if len(bounds) == 2:
+        return True, f"amount {money(bounds[0][1])} ≤ {shown} < {money(bounds[1][1])}"
+    return True, f"amount {shown} {bounds[0][0]} {money(bounds[0][1])}"
+
+
+def _equal(label: str, value: str, wanted: str) -> tuple[bool, str]:
+    return (True, f"{label} {value}") if value == wanted else (False, f"{label} {value} is not {wanted}")
 
 
 def _verdicts(rule: Rule, facts: RouteFacts) -> list[tuple[bool, str]]:
     """One (passed, why) per dimension the rule constrains, in a fixed order so explanations are stable."""
     out: list[tuple[bool, str]] = []
     if rule.source is not None:
-        out.append((facts.source == rule.source, f"source {facts.source}" + ("" if facts.source == rule.source else f" is not {rule.source}")))
+        out.append(_equal("source", facts.source, rule.source))
     if rule.model is not None:
-        out.append((facts.model == rule.model, f"model {facts.model}" + ("" if facts.model == rule.model else f" is not {rule.model}")))
+        out.append(_equal("model", facts.model, rule.model))
     if rule.exception_types is not None:
         out.append(_among("exception type", facts.exception_type, rule.exception_types))
     if rule.regions is not None:
@@ -172,10 +174,10 @@ def explain(config: RoutingConfig, facts: RouteFacts) -> list[str]:
         head = f"- rule '{rule.name}' ({rule.level}): "
         if failure is not None:
             lines.append(head + f"skipped, {failure}")
-        elif rule is winner:
-            lines.append(head + "matches: " + ("; ".join(why for _, why in _verdicts(rule, facts)) or "no conditions"))
+        elif winner is not None and rule is not winner:
+            lines.append(head + f"matches, but loses to {winner.level} rule '{winner.name}' ({winner.level} beats {rule.level})")
         else:
-            lines.append(head + f"matches, but loses to {winner.level} rule '{winner.name}' ({winner.level} beats {rule.level})")  # type: ignore[union-attr]
+            lines.append(head + "matches: " + ("; ".join(why for _, why in _verdicts(rule, facts)) or "no conditions"))
     if winner is None:
         lines.append(f"No winner. {_no_route(facts)}")
     else:
@@ -199,9 +201,11 @@ def can_decide(config: RoutingConfig, stage: StagePlan, person: Person) -> bool:
 
 def person_for_identity(config: RoutingConfig, platform: Platform, user_id: str) -> Person | None:
     """The person behind a verified chat identity, or None if the config doesn't know them."""
+    if not user_id:
+        return None
     # AAD object ids are GUIDs, which compare case-insensitively; Slack ids are upper-case already.
     wanted = user_id.casefold()
-    return next((p for p in config.people.values() if (getattr(p, platform) or "").casefold() == wanted), None)
+    return next((p for p in config.people.values() if getattr(p, platform) and getattr(p, platform).casefold() == wanted), None)
 
 
 def person_for_erp(config: RoutingConfig, erp_person: ErpPerson | None) -> Person | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import Annotated, Literal, TypeVar
 
@@ -145,8 +145,8 @@ def _dotted(loc: Loc) -> str:
     return ".".join(str(part) for part in loc)
 
 
-def _known(names: object) -> str:
-    return ", ".join(sorted(names)) or "(none defined)"  # type: ignore[arg-type]
+def _known(names: Iterable[str]) -> str:
+    return ", ".join(sorted(names)) or "(none defined)"
 
 
 def _problems(config: RoutingConfig, at: Locate) -> Iterator[str]:
@@ -314,14 +314,14 @@ def money(amount: Decimal) -> str:
 
 def _shared(a: Rule, b: Rule) -> str:
     low, high = _bounds((a, b))
-    if low is None and high is None:
-        amounts = "any amount"
-    elif high is None:
-        amounts = f"amounts ≥ {money(low)}"  # type: ignore[arg-type]
-    elif low is None:
+    if low is not None and high is not None:
+        amounts = f"amounts from {money(low)} to below {money(high)}"
+    elif low is not None:
+        amounts = f"amounts ≥ {money(low)}"
+    elif high is not None:
         amounts = f"amounts < {money(high)}"
     else:
-        amounts = f"amounts from {money(low)} to below {money(high)}"
+        amounts = "any amount"
     kinds = [set(r.exception_types) for r in (a, b) if r.exception_types is not None]
     if not kinds:
         return f"{amounts} with any exception type or none"

@@ -264,7 +264,7 @@ def test_only_members_of_the_stages_role_can_decide():
 
 @pytest.mark.parametrize(
     "platform, user_id, key",
-    [("slack", "U0DANA", "dana"), ("teams", DANA_TEAMS.upper(), "dana"), ("slack", "u0dana", "dana"), ("slack", "U0NOBODY", None), ("teams", "U0DANA", None)],
+    [("slack", "U0DANA", "dana"), ("teams", DANA_TEAMS.upper(), "dana"), ("slack", "u0dana", "dana"), ("slack", "U0NOBODY", None), ("teams", "U0DANA", None), ("teams", "", None)],
 )
 def test_a_chat_identity_maps_to_its_person(platform, user_id, key):
     person = person_for_identity(build(*TIERS), platform, user_id)
