@@ -48,15 +48,13 @@ class DataverseConnector:
         """The record as it is now, with its lines, attachment count, the vendor's open orders and the ETag."""
         table = self._table(ref)
         row = await self._api.get(_entity(table, ref.record_id), _record_query(table), prefer=PREFER_FORMATTED)
-        lines = await self._lines(table, ref.record_id) if table.lines else ()
-        vendor_id = row.get(table.vendor_lookup.value_column)
-        open_orders = (
-            await self._count(table.entity_set, table.id_column, f"{table.vendor_lookup.value_column} eq {vendor_id}"
-                              + (f" and {table.open_filter}" if table.open_filter else ""))
-            if vendor_id else 0
+        lines, open_orders, exceptions, attachments = await asyncio.gather(
+            self._lines(table, ref.record_id),
+            self._open_orders(table, ref.record_id, row.get(table.vendor_lookup.value_column)),
+            self._recent_exceptions(table, ref.record_id, row),
+            # Notes with a file are the record's attachments (annotation.isdocument).
+            self._count("annotations", "annotationid", f"_objectid_value eq {ref.record_id} and isdocument eq true"),
         )
-        # Notes with a file are the record's attachments (annotation.isdocument).
-        attachments = await self._count("annotations", "annotationid", f"_objectid_value eq {ref.record_id} and isdocument eq true")
         status = row.get(table.status_column)
         return ErpRecord(
             ref=ref,
@@ -73,7 +71,7 @@ class DataverseConnector:
             attachment_count=attachments,
             url=self.record_url(ref),
             etag=row.get("@odata.etag"),
-            vendor_history=VendorHistory(open_orders=open_orders),
+            vendor_history=VendorHistory(open_orders=open_orders, recent_exceptions=exceptions),
             awaiting_approval=status in table.awaiting_values,
             erp_decision=_decision(status, table),
         )
@@ -143,7 +141,8 @@ class DataverseConnector:
 
     async def _lines(self, table: TableMapping, record_id: str) -> tuple[Line, ...]:
         spec = table.lines
-        assert spec is not None
+        if spec is None:
+            return ()
         columns = [spec.description_column, spec.quantity_column, spec.unit_price_column, spec.subtotal_column]
         body = await self._api.get(spec.entity_set, {
             "$select": ",".join(columns),
@@ -158,6 +157,26 @@ class DataverseConnector:
             )
             for row in body.get("value", [])
         )
+
+    async def _open_orders(self, table: TableMapping, record_id: str, vendor_id: object) -> int:
+        """The vendor's other open rows in the same table."""
+        if not vendor_id:
+            return 0
+        where = f"{table.vendor_lookup.value_column} eq {vendor_id} and {table.id_column} ne {record_id}"
+        return await self._count(table.entity_set, table.id_column, f"{where} and {table.open_filter}" if table.open_filter else where)
+
+    async def _recent_exceptions(self, table: TableMapping, record_id: str, row: dict) -> tuple[str, ...]:
+        """The exception types on the vendor's latest other rows, newest first."""
+        column, vendor_id = table.exception_column, row.get(table.vendor_lookup.value_column)
+        if not column or not vendor_id:
+            return ()
+        body = await self._api.get(table.entity_set, {
+            "$select": column,
+            "$filter": f"{table.vendor_lookup.value_column} eq {vendor_id} and {table.id_column} ne {record_id} and {column} ne null",
+            "$orderby": f"{table.modified_column} desc",
+            "$top": "3",
+        }, prefer=PREFER_FORMATTED)
+        return tuple(label for other in body.get("value", []) if (label := _label(other, column)))
 
     async def _count(self, entity_set: str, id_column: str, where: str) -> int:
         body = await self._api.get(entity_set, {"$select": id_column, "$filter": where, "$count": "true"}, prefer=PREFER_COUNT_ONLY)

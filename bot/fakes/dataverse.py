@@ -20,7 +20,7 @@ from handoff.bot.core.ports import Clock
 from .dataverse_schema import TABLES, Table
 from .dataverse_seed import SeedMixin
 from .entra import FakeEntra
-from .odata import QueryError, parse_expand, parse_filter, parse_select
+from .odata import QueryError, matches, parse_expand, parse_filter, parse_orderby, parse_select
 from .ratelimit import Limit, SlidingWindow
 
 API = "/api/data/v9.2"
@@ -124,14 +124,24 @@ class FakeDataverse(SeedMixin):
     def _get_many(self, request: web.Request, entity_set: str) -> web.Response:
         table = TABLES[entity_set]
         clauses = parse_filter(request.query.get("$filter"))
-        _checked(table, [column for column, _ in clauses])
-        rows = [row for row in self.rows[entity_set].values() if all(row.get(c) == v for c, v in clauses)]
+        _checked(table, [column for column, _, _ in clauses])
+        rows = [row for row in self.rows[entity_set].values() if matches(row, clauses)]
+        order = parse_orderby(request.query.get("$orderby"))
+        if order:
+            _checked(table, [order[0]])
+            rows.sort(key=lambda row: (row.get(order[0]) is None, row.get(order[0])), reverse=order[1])
+        if request.query.get("$top", "").isdigit():
+            rows = rows[:int(request.query["$top"])]
         select = _checked(table, parse_select(request.query.get("$select")))
         expand = parse_expand(request.query.get("$expand"))
         body: dict = {"@odata.context": f"{request.scheme}://{request.host}{API}/$metadata#{entity_set}"}
         if request.query.get("$count") == "true":
             body["@odata.count"] = min(len(rows), 5000)  # count-rows.md: counts stop at 5,000
-        start = int(request.query.get("$skiptoken", "0"))
+        # The real $skiptoken is an opaque paging cookie; the fake's is the offset of the next page.
+        skiptoken = request.query.get("$skiptoken", "0")
+        if not skiptoken.isdigit():
+            raise QueryError(f"The $skiptoken '{skiptoken[:40]}' did not come from an @odata.nextLink of this fake.")
+        start = int(skiptoken)
         page = _max_page_size(request) or 5000
         body["value"] = [self._shape(table, row, select, expand, _formatted(request)) for row in rows[start:start + page]]
         if start + page < len(rows):

@@ -1,4 +1,4 @@
-"""The small part of OData query syntax the Dataverse fake understands: $select, $expand, and eq/and filters."""
+"""The small part of OData query syntax the Dataverse fake understands: $select, $expand, $orderby, eq/ne/and filters."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ class QueryError(ValueError):
     """A query option the fake (or Dataverse) cannot take; the message is the one the API would give."""
 
 
-_CLAUSE = re.compile(r"^\s*([A-Za-z_][\w]*)\s+eq\s+(.+?)\s*$")
+_CLAUSE = re.compile(r"^\s*([A-Za-z_][\w]*)\s+(eq|ne)\s+(.+?)\s*$")
 
 
 def parse_select(value: str | None) -> list[str] | None:
@@ -35,17 +35,31 @@ def parse_expand(value: str | None) -> dict[str, list[str] | None]:
     return expanded
 
 
-def parse_filter(value: str | None) -> list[tuple[str, object]]:
-    """`a eq 1 and _b_value eq <guid> and c eq 'x'` -> [(column, value)]; anything richer is refused."""
+def parse_filter(value: str | None) -> list[tuple[str, str, object]]:
+    """`a eq 1 and _b_value ne <guid> and c eq 'x'` -> [(column, op, value)]; anything richer is refused."""
     if not value:
         return []
     clauses = []
     for part in re.split(r"\s+and\s+", value.strip()):
         match = _CLAUSE.match(part)
         if not match:
-            raise QueryError(f"The fake Dataverse supports only 'column eq value' joined by 'and' in $filter, not '{part}'.")
-        clauses.append((match.group(1), _literal(match.group(2))))
+            raise QueryError(f"The fake Dataverse supports only 'column eq|ne value' joined by 'and' in $filter, not '{part}'.")
+        clauses.append((match.group(1), match.group(2), _literal(match.group(3))))
     return clauses
+
+
+def matches(row: dict, clauses: list[tuple[str, str, object]]) -> bool:
+    return all((row.get(column) == value) == (op == "eq") for column, op, value in clauses)
+
+
+def parse_orderby(value: str | None) -> tuple[str, bool] | None:
+    """`modifiedon desc` -> ("modifiedon", True); one column is all the fake sorts by."""
+    if not value:
+        return None
+    match = re.fullmatch(r"\s*(\w+)(?:\s+(asc|desc))?\s*", value)
+    if not match:
+        raise QueryError(f"The fake Dataverse sorts by one column only, not '{value}'.")
+    return match.group(1), match.group(2) == "desc"
 
 
 def _literal(text: str) -> object:

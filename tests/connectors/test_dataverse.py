@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from handoff.bot.core.errors import ErpConflict, ErpRefused, ErpUnavailable, RecordNotFound
-from handoff.bot.core.models import Decision, ErpPerson, Line, RecordRef, Verb
+from handoff.bot.core.models import Decision, ErpPerson, Line, RecordRef, VendorHistory, Verb
 from handoff.bot.core.retry import Backoff
 from handoff.bot.fakes.dataverse import FakeDataverse
 from handoff.bot.fakes.entra import FakeEntra
@@ -92,12 +92,16 @@ def seed_order(fake: FakeDataverse) -> str:
     )
 
 
-async def test_a_read_shows_the_record_as_an_approver_needs_it(env):
+async def test_a_read_shows_the_record_as_an_approver_needs_it(env, clock):
     order = seed_order(env.fake)
-    env.fake.add_purchase_order("PO-000200", "Acme Supplies", "10.00")
+    older = env.fake.add_purchase_order("PO-000100", "Acme Supplies", "10.00")
+    env.fake.update("purchaseorder", older, new_exceptiontype="Price variance")
+    clock.advance(minutes=5)
+    closed = env.fake.add_purchase_order("PO-000090", "Acme Supplies", "10.00")
+    env.fake.update("purchaseorder", closed, statecode=1, new_exceptiontype="Late delivery")
     env.fake.add_purchase_order("PO-000201", "Someone Else Ltd", "10.00")
 
-    record = await env.connector().fetch_record(ref(order))
+    record = await env.connector(tables={"purchaseorder": {"exception_column": "new_exceptiontype"}}).fetch_record(ref(order))
 
     assert (record.reference, record.vendor, record.amount, record.currency) == ("PO-000123", "Acme Supplies", Decimal("12500"), "EUR")
     assert isinstance(record.amount, Decimal)
@@ -107,7 +111,8 @@ async def test_a_read_shows_the_record_as_an_approver_needs_it(env):
         Line(description="Mounting kits", quantity=Decimal("100"), unit_price=Decimal("50"), subtotal=Decimal("5000")),
     )
     assert (record.state, record.awaiting_approval, record.erp_decision) == ("Pending Approval", True, None)
-    assert (record.attachment_count, record.business_unit, record.vendor_history.open_orders) == (2, "Sales", 2)
+    assert (record.attachment_count, record.business_unit, record.exception_type) == (2, "Sales", None)
+    assert record.vendor_history == VendorHistory(open_orders=1, recent_exceptions=("Late delivery", "Price variance"))
     assert record.etag == f'W/"{env.fake.row("purchaseorder", order)["versionnumber"]}"'
     assert record.url == f"{env.url}/main.aspx?etn=purchaseorder&id={order}&pagetype=entityrecord"
 
