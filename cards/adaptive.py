@@ -36,17 +36,17 @@ class _Refresh(act.Refresh):
 class _Limits:
     chars: int  # longest ERP text shown
     lines: int  # order lines shown
-    notes: int  # policy notes, missing items and history entries each
-    history: bool = True
+    notes: int  # policy notes and missing items each
+    history: int  # most recent narrative entries
 
 
 # Tried in order until the card fits; the last one keeps only what a decision cannot do without.
 _LADDER = (
-    _Limits(chars=2000, lines=text.TOP_LINES, notes=8),
-    _Limits(chars=500, lines=text.TOP_LINES, notes=5),
-    _Limits(chars=200, lines=3, notes=3),
-    _Limits(chars=80, lines=1, notes=1, history=False),
-    _Limits(chars=40, lines=0, notes=0, history=False),
+    _Limits(chars=2000, lines=text.TOP_LINES, notes=8, history=8),
+    _Limits(chars=500, lines=text.TOP_LINES, notes=5, history=5),
+    _Limits(chars=200, lines=3, notes=3, history=3),
+    _Limits(chars=80, lines=1, notes=1, history=0),
+    _Limits(chars=40, lines=0, notes=0, history=0),
 )
 
 
@@ -159,7 +159,7 @@ def _sections(view: CardView, limits: _Limits) -> list:
     ):
         blocks += _listing(heading, list(items[: limits.notes]), text.more(len(items) - limits.notes, noun), limits, **style)
     if limits.history and view.history:
-        recent = list(view.history[-limits.notes:])
+        recent = list(view.history[-limits.history:])
         blocks += _listing(text.HISTORY_HEADING, recent, None, limits, is_subtle=True)
     return blocks
 

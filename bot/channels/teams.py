@@ -49,6 +49,12 @@ class TeamsChannel:
         """Fail at start when Microsoft refuses the app's credentials (and warm the token cache)."""
         await check_credentials(self.settings, self.tokens)
 
+    async def close(self) -> None:
+        """Close the HTTP sessions of the connector clients."""
+        for connector in self._connectors.values():
+            await connector.__aexit__(None, None, None)
+        self._connectors.clear()
+
     # ---- ChatChannel
 
     async def post_card(self, request_id: str, stage: int, target: Target, view: CardView) -> PostedCard:

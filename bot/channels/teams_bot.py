@@ -11,6 +11,7 @@ import requests
 from aiohttp import web
 from botbuilder.core import ActivityHandler, InvokeResponse, TurnContext
 from botbuilder.schema import Activity, Attachment, ChannelAccount
+from msrest.exceptions import DeserializationError
 
 from handoff.bot.core.models import Action, ActionResult, ChatIdentity, Outcome, Verb
 from handoff.cards import adaptive
@@ -59,7 +60,12 @@ class HandoffTeamsBot(ActivityHandler):
         await self._remember(turn_context.activity)
 
     async def on_installation_update(self, turn_context: TurnContext) -> None:
-        await self._remember(turn_context.activity)
+        activity = turn_context.activity
+        if (activity.action or "").startswith("remove"):
+            # Nothing to forget: a later post there fails with Teams' own 403 and reaches operations with the fix.
+            log.info("teams.uninstalled", extra={"conversation": activity.conversation.id})
+            return
+        await self._remember(activity)
 
     async def _remember(self, activity: Activity) -> None:
         """Store references for later proactive posts: the conversation, its team, and every person seen in it."""
@@ -193,9 +199,12 @@ def messages_handler(channel: TeamsChannel):
             body = await request.json()
         except json.JSONDecodeError:
             return _refuse(400, "The body is not valid JSON.")
-        if not isinstance(body, dict) or not body.get("type"):
-            return _refuse(400, "The body is not a Bot Framework activity (no `type`).")
-        activity = Activity().deserialize(body)
+        if not isinstance(body, dict) or not all(body.get(field) for field in ("type", "serviceUrl", "conversation")):
+            return _refuse(400, "The body is not a Bot Framework activity (it needs `type`, `serviceUrl` and `conversation`).")
+        try:
+            activity = Activity().deserialize(body)
+        except DeserializationError as error:
+            return _refuse(400, f"The body is not a Bot Framework activity ({error.__class__.__name__}).")
         # None, not "": botbuilder only takes the anonymous path for a missing header.
         header = request.headers.get("Authorization") or None
         if header is None and settings.local_development:

@@ -116,8 +116,10 @@ def approvals() -> StubApprovals:
 
 
 @pytest.fixture
-def channel(connector, directory, approvals) -> TeamsChannel:
-    return TeamsChannel(settings_for(connector), directory, approvals)
+async def channel(connector, directory, approvals) -> TeamsChannel:
+    teams = TeamsChannel(settings_for(connector), directory, approvals)
+    yield teams
+    await teams.close()
 
 
 @pytest.fixture

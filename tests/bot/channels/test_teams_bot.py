@@ -18,7 +18,6 @@ from teams_harness import (  # noqa: F401 (fixtures)
     channel_install,
     connector,
     directory,
-    from_connector,
     make_view,
     personal_install,
     settings_for,
@@ -48,6 +47,18 @@ async def test_install_in_a_team_stores_the_channel_and_the_team(connector, bot_
     assert status == 201
     assert directory.references[("teams", f"channel:{CHANNEL}")]["conversation"]["id"] == CHANNEL
     assert ("teams", f"team:{TEAM}") in directory.references
+
+
+@pytest.mark.parametrize(("action", "stored"), [("add", True), ("remove", False)])
+async def test_installation_update_add_is_remembered_and_remove_is_not(connector, bot_url, directory, action, stored):
+    activity = personal_install(connector)
+    activity.pop("membersAdded")
+    activity.update(type="installationUpdate", action=action)
+
+    status, _ = await send_activity(bot_url, activity, connector.issue_token())
+
+    assert status == 201
+    assert (("teams", f"user:{DANA}") in directory.references) is stored
 
 
 @pytest.mark.parametrize("token", [
@@ -147,7 +158,7 @@ async def test_legacy_submit_updates_the_card_it_came_from(connector, bot_url, c
     await send_activity(bot_url, channel_install(connector), connector.issue_token())
     connector.add_conversation(CHANNEL)
     posted = await channel.post_card("req-1", 0, Target(platform="teams", kind="channel", address=CHANNEL), make_view())
-    submit = from_connector(personal_install(connector), connector)
+    submit = personal_install(connector)
     submit.update(type="message", id="1718364999000", replyToId=posted.message_id, text=None,
                   value={**BINDING, "verb": "handoff.approve"})
     submit["conversation"] = {"conversationType": "channel", "tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47", "id": CHANNEL}
@@ -166,6 +177,7 @@ async def test_legacy_submit_updates_the_card_it_came_from(connector, bot_url, c
     ("text/plain", b"hello", 415),
     ("application/json", b"{not json", 400),
     ("application/json", b'{"text": "no type"}', 400),
+    ("application/json", b'{"type": "message", "serviceUrl": "https://x/", "conversation": {"id": "a"}, "timestamp": "soon"}', 400),
 ])
 async def test_malformed_requests_get_a_4xx(bot_url, content_type, payload, status):
     async with aiohttp.ClientSession() as session:
