@@ -29,6 +29,9 @@ class TokenProvider(Protocol):
     async def token(self) -> str:
         """A bearer token for the Dataverse Web API; raises ErpRefused or ErpUnavailable."""
 
+    def forget(self) -> None:
+        """Drop the cached token: Dataverse refused it, so the next `token()` must fetch a new one."""
+
 
 class MsalTokenProvider:
     """Client-credentials tokens from Microsoft Entra ID through MSAL.
@@ -59,6 +62,10 @@ class MsalTokenProvider:
             "Check HANDOFF_DATAVERSE__TENANT_ID, __CLIENT_ID and __CLIENT_SECRET against the app registration "
             "(Entra admin center > App registrations > Certificates & secrets)."
         )
+
+    def forget(self) -> None:
+        if self._app is not None:
+            self._app.remove_tokens_for_client()
 
     def _acquire(self) -> dict:
         try:

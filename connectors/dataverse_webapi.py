@@ -65,17 +65,23 @@ class WebApi:
         )
 
     async def _once(self, method: str, url: URL, payload: dict | None, extra: Mapping[str, str]) -> dict | None:
-        headers = {**ODATA_HEADERS, **extra, "Authorization": f"Bearer {await self._tokens.token()}"}
-        try:
-            async with self._session.request(method, url, json=payload, headers=headers) as response:
-                raw = await response.read()
-                status, retry_after = response.status, response.headers.get("Retry-After")
-        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
-            raise ErpUnavailable(f"Dataverse is unreachable at {self.base_url} ({error or type(error).__name__}).") from error
+        status, raw, retry_after = await self._request(method, url, payload, extra)
+        if status == 401:
+            # A cached token Dataverse no longer takes (revoked, or expired early) is dropped and fetched anew, once.
+            self._tokens.forget()
+            status, raw, retry_after = await self._request(method, url, payload, extra)
         if status < 300:
             return json.loads(raw, parse_float=Decimal) if raw else None
         log.warning("dataverse.http_error", extra={"method": method, "path": url.path, "status": status})
         raise _error(status, _error_message(raw), retry_after, f"{method} {url.path}")
+
+    async def _request(self, method: str, url: URL, payload: dict | None, extra: Mapping[str, str]) -> tuple[int, bytes, str | None]:
+        headers = {**ODATA_HEADERS, **extra, "Authorization": f"Bearer {await self._tokens.token()}"}
+        try:
+            async with self._session.request(method, url, json=payload, headers=headers) as response:
+                return response.status, await response.read(), response.headers.get("Retry-After")
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            raise ErpUnavailable(f"Dataverse is unreachable at {self.base_url} ({error or type(error).__name__}).") from error
 
 
 def _query(params: Mapping[str, str] | None) -> str:

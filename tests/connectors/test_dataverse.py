@@ -41,6 +41,9 @@ class ForgedToken:
     async def token(self) -> str:
         return "not-a-token-entra-issued"
 
+    def forget(self) -> None:
+        pass
+
 
 @dataclass
 class Env:
@@ -206,6 +209,18 @@ async def test_an_app_without_an_application_user_is_refused_with_the_fix(env):
         await env.connector().fetch_record(ref(order))
 
     assert "0x80072560" in str(refused.value)
+
+
+async def test_a_cached_token_dataverse_stops_accepting_is_replaced_once(env, clock):
+    order = seed_order(env.fake)
+    connector = env.connector()
+    await connector.fetch_record(ref(order))
+    clock.advance(hours=2)  # Dataverse's clock says the token expired; MSAL's cache still holds it
+
+    record = await connector.fetch_record(ref(order))
+
+    assert record.reference == "PO-000123"
+    assert env.entra.token_requests == 2
 
 
 async def test_a_token_dataverse_does_not_accept_is_refused_with_the_fix(env):
