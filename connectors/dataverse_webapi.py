@@ -71,7 +71,10 @@ class WebApi:
             self._tokens.forget()
             status, raw, retry_after = await self._request(method, url, payload, extra)
         if status < 300:
-            return json.loads(raw, parse_float=Decimal) if raw else None
+            try:
+                return json.loads(raw, parse_float=Decimal) if raw else None
+            except ValueError as error:  # a proxy or gateway page in front of the environment
+                raise ErpUnavailable(f"Dataverse answered {method} {url.path} with a body that is not JSON ({error}).") from error
         log.warning("dataverse.http_error", extra={"method": method, "path": url.path, "status": status})
         raise _error(status, _error_message(raw), retry_after, f"{method} {url.path}")
 
