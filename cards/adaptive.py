@@ -65,11 +65,6 @@ def render_card(view: CardView, approver_mris: list[str] | None = None) -> dict:
     return json.loads(card.to_json())
 
 
-def attachment(card: dict) -> dict:
-    """A card as a message attachment (botbuilder-core `card_factory.py`)."""
-    return {"contentType": CONTENT_TYPE, "content": card}
-
-
 def binding(data: object) -> tuple[str, int, int]:
     """(request id, version, stage) from a card action's data; ValueError if the client sent something else."""
     if not isinstance(data, dict):

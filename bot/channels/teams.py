@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from aiohttp import web
 from botbuilder.integration.aiohttp import CloudAdapter
-from botbuilder.schema import Activity, Attachment, ChannelAccount, ConversationParameters, ErrorResponseException, Mention
+from botbuilder.schema import Activity, ChannelAccount, ConversationParameters, ErrorResponseException, Mention
 from botframework.connector.aio import ConnectorClient
 from msrest.exceptions import ClientException
 
@@ -19,7 +19,7 @@ from handoff.cards import adaptive, text
 from handoff.cards.escape import escape_adaptive
 
 from .teams_auth import TeamsSettings, TokenSource, build_authentication, check_credentials
-from .teams_bot import messages_handler
+from .teams_bot import card_attachment, messages_handler
 
 __all__ = ["TeamsChannel", "TeamsSettings", "teams_routes"]
 
@@ -64,7 +64,7 @@ class TeamsChannel:
             reference, conversation = await self._open_dm(target)
             mris = [reference["user"]["id"]]
         card = adaptive.render_card(view, mris)
-        activity = Activity(type="message", summary=text.summary(view), attachments=[_attachment(card)])
+        activity = Activity(type="message", summary=text.summary(view), attachments=[card_attachment(card)])
         connector = await self._connector(reference["serviceUrl"])
         sent = await self._call("post the card", target, connector.conversations.send_to_conversation(conversation, activity))
         log.info("card.posted", extra={"channel": "teams", "request_id": request_id, "kind": target.kind, "conversation": conversation})
@@ -74,7 +74,7 @@ class TeamsChannel:
         reference = await self._reference(posted.target)
         mris = [reference["user"]["id"]] if posted.target.kind == "dm" else []
         activity = Activity(type="message", id=posted.message_id, summary=text.summary(view),
-                            attachments=[_attachment(adaptive.render_card(view, mris))])
+                            attachments=[card_attachment(adaptive.render_card(view, mris))])
         connector = await self._connector(reference["serviceUrl"])
         await self._call("update the card", posted.target,
                          connector.conversations.update_activity(posted.conversation, posted.message_id, activity))
@@ -157,17 +157,15 @@ class TeamsChannel:
             code = getattr(getattr(error.error, "error", None), "code", None) or str(status)
             if status == 429:
                 retry_after = float(error.response.headers.get("Retry-After") or 1)
-                raise ChatRateLimited(f"Teams throttled Handoff ({code}) trying to {what}; retry after {retry_after:g}s", retry_after) from error
+                message = f"Teams throttled Handoff ({code}) trying to {what}; retry after {retry_after:g}s"
+                raise ChatRateLimited(message, retry_after) from error
             log.warning("teams.call_failed", extra={"what": what, "status": status, "code": code, "target": target.address})
             if code in _NOT_REACHABLE or status == 404:
                 raise ChatError(self._unreachable(target, f"Teams answered {status} {code}"), permanent=True) from error
-            raise ChatError(f"Teams refused to {what} ({status} {code}) for {target.address}.", permanent=status in _PERMANENT_STATUS) from error
+            message = f"Teams refused to {what} ({status} {code}) for {target.address}."
+            raise ChatError(message, permanent=status in _PERMANENT_STATUS) from error
         except (ClientException, OSError) as error:
             raise ChatError(f"Teams is unreachable trying to {what} ({type(error).__name__}); Handoff will retry.") from error
-
-
-def _attachment(card: dict) -> Attachment:
-    return Attachment(content_type=adaptive.CONTENT_TYPE, content=card)
 
 
 def teams_routes(channel: TeamsChannel) -> list[web.RouteDef]:

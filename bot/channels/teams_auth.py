@@ -85,7 +85,8 @@ class TokenSource:
             response = requests.post(url, data=form, timeout=10)
             body = response.json()
         except (requests.RequestException, ValueError) as error:
-            raise ChatError(f"The Teams token service at {url} did not answer ({type(error).__name__}); Handoff will retry.") from error
+            cause = type(error).__name__
+            raise ChatError(f"The Teams token service at {url} did not answer ({cause}); Handoff will retry.") from error
         if response.status_code != 200 or "access_token" not in body:
             code = body.get("error", response.status_code) if isinstance(body, dict) else response.status_code
             log.error("teams.token_refused", extra={"token_url": url, "status": response.status_code, "error": code})
@@ -126,7 +127,9 @@ class ClientSecretCredentialsFactory(ServiceClientCredentialsFactory):
         # botbuilder lets an activity without Authorization through only when this says so.
         return self.settings.local_development
 
-    async def create_credentials(self, app_id: str, oauth_scope: str, login_endpoint: str, validate_authority: bool) -> AppCredentials:
+    async def create_credentials(
+        self, app_id: str, oauth_scope: str, login_endpoint: str, validate_authority: bool
+    ) -> AppCredentials:
         if self.settings.local_development:
             return MicrosoftAppCredentials.empty()
         if app_id != self.settings.app_id:
@@ -147,7 +150,8 @@ def build_authentication(settings: TeamsSettings, tokens: TokenSource) -> Config
         TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL=AuthenticationConstants.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL,
         OAUTH_URL=AuthenticationConstants.OAUTH_URL,
     )
-    return ConfigurationBotFrameworkAuthentication(configuration, credentials_factory=ClientSecretCredentialsFactory(settings, tokens))
+    factory = ClientSecretCredentialsFactory(settings, tokens)
+    return ConfigurationBotFrameworkAuthentication(configuration, credentials_factory=factory)
 
 
 async def check_credentials(settings: TeamsSettings, tokens: TokenSource) -> None:

@@ -21,9 +21,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Invoke response bodies (MicrosoftDocs/AdaptiveCards authoring-cards/universal-action-model.md, "Response format");
-# the card type is spelled as msteams-docs Sequential-Workflows.md and botbuilder spell it.
-CARD_TYPE = "application/vnd.microsoft.card.adaptive"
+# Invoke response bodies (MicrosoftDocs/AdaptiveCards authoring-cards/universal-action-model.md, "Response format"),
+# built as plain dicts: botbuilder's AdaptiveCardInvokeResponse types `value` as an object and cannot carry a message.
+# The card type is spelled as msteams-docs Sequential-Workflows.md and botbuilder's card_factory.py spell it.
+CARD_TYPE = adaptive.CONTENT_TYPE
 MESSAGE_TYPE = "application/vnd.microsoft.activity.message"
 ERROR_TYPE = "application/vnd.microsoft.error"
 
@@ -40,6 +41,10 @@ def _message(text: str) -> dict:
 
 def _error(reason: str) -> dict:
     return {"statusCode": 400, "type": ERROR_TYPE, "value": {"code": "BadRequest", "message": reason}}
+
+
+def card_attachment(card: dict) -> Attachment:
+    return Attachment(content_type=CARD_TYPE, content=card)
 
 
 def _channel_key(activity: Activity) -> str:
@@ -75,24 +80,22 @@ class HandoffTeamsBot(ActivityHandler):
         # in; channelData.tenant.id is where Teams itself puts the tenant.
         tenant = ((activity.channel_data or {}).get("tenant") or {}).get("id") or activity.conversation.tenant_id
         reference["tenantId"] = tenant
-        directory, saved = self.channel.directory, []
+        entries: dict[str, dict] = {}
         if activity.conversation.conversation_type == "personal":
             if activity.from_property and activity.from_property.aad_object_id:
-                saved.append(f"user:{activity.from_property.aad_object_id}")
-                await directory.save_conversation("teams", saved[-1], reference)
+                entries[f"user:{activity.from_property.aad_object_id}"] = reference
         else:
-            saved.append(f"channel:{_channel_key(activity)}")
-            await directory.save_conversation("teams", saved[-1], reference)
+            entries[f"channel:{_channel_key(activity)}"] = reference
             team = ((activity.channel_data or {}).get("team") or {}).get("id")
             if team:
-                saved.append(f"team:{team}")
-                await directory.save_conversation("teams", saved[-1], reference)
+                entries[f"team:{team}"] = reference
         for member in activity.members_added or []:
             if member.aad_object_id and member.id != activity.recipient.id:
                 # Teams lets a bot open a 1:1 with anyone in a team or chat where it is installed.
-                saved.append(f"user:{member.aad_object_id}")
-                await directory.save_conversation("teams", saved[-1], {**reference, "user": member.serialize()})
-        log.info("teams.installed", extra={"type": activity.type, "keys": saved})
+                entries[f"user:{member.aad_object_id}"] = {**reference, "user": member.serialize()}
+        for key, value in entries.items():
+            await self.channel.directory.save_conversation("teams", key, value)
+        log.info("teams.installed", extra={"type": activity.type, "keys": list(entries)})
 
     # ---- card actions
 
@@ -146,8 +149,7 @@ class HandoffTeamsBot(ActivityHandler):
             return
         # A submit cannot answer with a card, so the card it came from is replaced in place.
         card = adaptive.render_card(view, self._mris(activity))
-        await turn_context.update_activity(Activity(type="message", id=activity.reply_to_id,
-                                                    attachments=[Attachment(content_type=CARD_TYPE, content=card)]))
+        await turn_context.update_activity(Activity(type="message", id=activity.reply_to_id, attachments=[card_attachment(card)]))
 
     async def _act(self, activity: Activity, verb: Verb, request_id: str, version: int, stage: int, data: dict) -> ActionResult | str:
         """The core's result, or (as a string) why the click cannot be counted as sent, before the core sees it."""
@@ -212,10 +214,12 @@ def messages_handler(channel: TeamsChannel):
         try:
             authenticated = await adapter.bot_framework_authentication.authenticate_request(activity, header)
         except requests.RequestException as error:
-            log.error("teams.keys_unavailable", extra={"url": settings.openid_metadata_url, "error": type(error).__name__})
-            return _refuse(503, f"Handoff could not fetch the Bot Framework signing keys from {settings.openid_metadata_url}; try again.")
+            url = settings.openid_metadata_url
+            log.error("teams.keys_unavailable", extra={"url": url, "error": type(error).__name__})
+            return _refuse(503, f"Handoff could not fetch the Bot Framework signing keys from {url}; try again.")
         except Exception as error:  # botbuilder raises PermissionError, PyJWT errors and IndexError for unknown keys
-            log.warning("teams.unauthorized", extra={"reason": type(error).__name__, "activity_type": activity.type, "remote": request.remote})
+            log.warning("teams.unauthorized",
+                        extra={"reason": type(error).__name__, "activity_type": activity.type, "remote": request.remote})
             return _refuse(401, "The request is not signed by the Bot Framework for this bot.")
         invoke = await adapter.process_activity(authenticated, activity, bot.on_turn)
         if invoke is not None:

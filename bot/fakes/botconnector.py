@@ -39,6 +39,10 @@ def _error(status: int, code: str, message: str, headers: dict | None = None) ->
     return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
 
 
+def _aad_error(status: int, error: str, description: str) -> web.Response:
+    return web.json_response({"error": error, "error_description": description}, status=status)
+
+
 class FakeBotConnector:
     """Bot Connector + Bot Framework token issuer for one bot, recording what the bot sent."""
 
@@ -153,13 +157,13 @@ class FakeBotConnector:
         tenant = request.match_info["tenant"]
         self.token_requests.append({"tenant": tenant, "client_id": form.get("client_id"), "scope": form.get("scope")})
         if tenant not in self._tenants:
-            return web.json_response({"error": "invalid_request", "error_description": f"AADSTS90002: Tenant '{tenant}' not found."}, status=400)
+            return _aad_error(400, "invalid_request", f"AADSTS90002: Tenant '{tenant}' not found.")
         if form.get("grant_type") != "client_credentials":
-            return web.json_response({"error": "unsupported_grant_type", "error_description": "AADSTS70003"}, status=400)
+            return _aad_error(400, "unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type.")
         if form.get("client_id") != self.app_id or form.get("client_secret") != self._password:
-            return web.json_response({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}, status=401)
+            return _aad_error(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
         if form.get("scope") != SCOPE:
-            return web.json_response({"error": "invalid_scope", "error_description": f"AADSTS70011: The provided scope '{form.get('scope')}' is not valid."}, status=400)
+            return _aad_error(400, "invalid_scope", f"AADSTS70011: The provided scope '{form.get('scope')}' is not valid.")
         token = secrets.token_urlsafe(24)
         self._tokens[token] = self._now() + 3599
         return web.json_response({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token})
