@@ -15,8 +15,9 @@ from msrest.exceptions import ClientException
 from handoff.bot.core.errors import ChatError, ChatRateLimited
 from handoff.bot.core.models import CardView, ChatIdentity, PostedCard, Target
 from handoff.bot.core.ports import Approvals, ConversationDirectory
-from handoff.cards import adaptive, text
+from handoff.cards import adaptive
 from handoff.cards.escape import escape_adaptive
+from handoff.cards.text import summary
 
 from .teams_auth import TeamsSettings, TokenSource, build_authentication, check_credentials
 from .teams_bot import card_attachment, messages_handler
@@ -64,7 +65,7 @@ class TeamsChannel:
             reference, conversation = await self._open_dm(target)
             mris = [reference["user"]["id"]]
         card = adaptive.render_card(view, mris)
-        activity = Activity(type="message", summary=text.summary(view), attachments=[card_attachment(card)])
+        activity = Activity(type="message", summary=summary(view), attachments=[card_attachment(card)])
         connector = await self._connector(reference["serviceUrl"])
         sent = await self._call("post the card", target, connector.conversations.send_to_conversation(conversation, activity))
         log.info("card.posted", extra={"channel": "teams", "request_id": request_id, "kind": target.kind, "conversation": conversation})
@@ -73,7 +74,7 @@ class TeamsChannel:
     async def update_card(self, posted: PostedCard, view: CardView) -> None:
         reference = await self._reference(posted.target)
         mris = [reference["user"]["id"]] if posted.target.kind == "dm" else []
-        activity = Activity(type="message", id=posted.message_id, summary=text.summary(view),
+        activity = Activity(type="message", id=posted.message_id, summary=summary(view),
                             attachments=[card_attachment(adaptive.render_card(view, mris))])
         connector = await self._connector(reference["serviceUrl"])
         await self._call("update the card", posted.target,
@@ -127,10 +128,13 @@ class TeamsChannel:
         activity = Activity(type="message", text=escape_adaptive(body), text_format="markdown")
         user = (await self.directory.find_conversation("teams", f"user:{mention}") or {}).get("user") if mention else None
         if user:
+            # msteams-docs bots/how-to/conversations/channel-and-group-conversations.md: `<at>name</at>` in the text
+            # plus a mention entity naming the same person by their MRI.
             person = self.approvals.person_for(ChatIdentity(platform="teams", user_id=mention))
-            tag = f"<at>{escape_adaptive(person.name if person else user.get('name') or 'you')}</at>"
+            name = person.name if person else user.get("name") or "you"
+            tag = f"<at>{name}</at>"
             activity.text = f"{tag} {activity.text}"
-            activity.entities = [Mention(mentioned=ChannelAccount(id=user["id"], name=user.get("name")), text=tag, type="mention")]
+            activity.entities = [Mention(mentioned=ChannelAccount(id=user["id"], name=name), text=tag, type="mention")]
         return activity
 
     async def _connector(self, service_url: str) -> ConnectorClient:
