@@ -50,6 +50,8 @@ class FakeOdoo(OdooSeeding):
         self.requests: list[str] = []  # "POST /jsonrpc" for every request received, faults included
         self._faults: list[tuple[int, float | None]] = []
         self._stalls = 0
+        self._method_faults: dict[str, int] = {}
+        self._method_fault_status = 503
         self._release = asyncio.Event()
         self.app = web.Application(middlewares=[self._inject_faults])
         self.app.on_shutdown.append(self._release_stalled)
@@ -62,6 +64,11 @@ class FakeOdoo(OdooSeeding):
     def fail_next(self, count: int = 1, status: int = 503, retry_after: float | None = None) -> None:
         """Answer the next `count` requests with `status` (and Retry-After), as a proxy or a busy server would."""
         self._faults.extend([(status, retry_after)] * count)
+
+    def fail_method(self, method: str, count: int = 1, status: int = 503) -> None:
+        """Answer the next `count` JSON-2 calls of `method` (e.g. "button_approve") with `status`; other calls pass."""
+        self._method_faults[method] = self._method_faults.get(method, 0) + count
+        self._method_fault_status = status
 
     def stall_next(self, count: int = 1) -> None:
         """Leave the next `count` requests unanswered until the client gives up, as a hung Odoo worker would."""
@@ -83,6 +90,11 @@ class FakeOdoo(OdooSeeding):
             self._stalls -= 1
             await self._release.wait()
             return web.Response(status=504, text="504 Gateway Timeout")
+        method = request.match_info.get("method", "")
+        if self._method_faults.get(method):
+            self._method_faults[method] -= 1
+            status = self._method_fault_status
+            return web.Response(status=status, text=f"{status} {HTTPStatus(status).phrase}")
         if self._faults:
             status, retry_after = self._faults.pop(0)
             headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
