@@ -26,6 +26,8 @@ PURCHASE_ORDER = "purchase.order"
 # States from odoo/odoo addons/purchase/models/purchase_order.py; 'done' ("Locked") exists up to 17.
 OPEN_STATES = ["draft", "sent", "to approve", "purchase"]
 APPROVED_STATES = {"purchase", "done"}
+# What reconciliation polls for: waiting for approval, or decided (approved, locked, cancelled) in Odoo itself.
+RECONCILED_STATES = ["to approve", "purchase", "done", "cancel"]
 ORDER_FIELDS = ["name", "state", "partner_id", "amount_total", "currency_id", "user_id", "order_line", "company_id", "write_date", "date_order"]
 LINE_FIELDS = ["name", "product_qty", "price_unit", "price_subtotal", "display_type"]
 
@@ -173,6 +175,31 @@ class OdooConnector:
         await self._post(ref, order_id, note)
         log.info("odoo.decision_written", extra={"ref": ref.key, "verb": decision.verb.value, "state": live.state})
         return live
+
+    async def changed_since(self, cursor: str | None, now: datetime, limit: int = 200) -> tuple[list[SourceEvent], str | None]:
+        """Purchase orders whose approval picture changed at or after `cursor` (an Odoo write_date), oldest first.
+
+        Each event carries the webhook's dedup key (`odoo:{model}:{id}:{write_date}`), so a change both webhooked and
+        polled is ingested once. Returns the events and the cursor to pass next time.
+        """
+        # search_read with a domain, order and limit is the ORM's public API (odoo/models.py BaseModel.search_read;
+        # External API docs "search_read"). ">=" rather than ">": write_date has one-second precision, so a save in the
+        # same second as the last poll would otherwise be skipped; the dedup key makes the overlap harmless.
+        domain: list[list[Any]] = [["state", "in", RECONCILED_STATES]]
+        if cursor:
+            domain.insert(0, ["write_date", ">=", cursor])
+        rows = await self._call(PURCHASE_ORDER, "search_read", domain=domain, fields=["write_date", "state"], order="write_date asc, id asc", limit=limit)
+        events = [
+            SourceEvent(
+                ref=RecordRef(source="odoo", model=PURCHASE_ORDER, record_id=str(row["id"])),
+                dedup_key=f"odoo:{PURCHASE_ORDER}:{row['id']}:{row['write_date']}",
+                received_at=now,
+                hint={"state": row["state"], "write_date": row["write_date"], "trigger": "poll"},
+            )
+            for row in rows
+            if PURCHASE_ORDER in self.settings.models
+        ]
+        return events, (rows[-1]["write_date"] if rows else cursor)
 
     async def post_note(self, ref: RecordRef, text: str) -> None:
         """Log `text` as an internal note in the order's chatter."""

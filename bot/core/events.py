@@ -20,3 +20,6 @@ class Event(StrEnum):
     REQUEST_COMPLETED = "RequestCompleted"
     REQUEST_CLOSED_IN_ERP = "RequestClosedInErp"
     REQUEST_STALLED = "RequestStalled"
+    DELEGATION_GRANTED = "DelegationGranted"
+    DELEGATION_REVOKED = "DelegationRevoked"
+    STAGE_REASSIGNED = "StageReassigned"

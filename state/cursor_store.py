@@ -1,0 +1,19 @@
+"""Reconciliation cursors: how far each ERP has been polled, kept so a restart resumes where it left off."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+
+
+def get(conn: sqlite3.Connection, source: str) -> str | None:
+    row = conn.execute("SELECT cursor FROM erp_cursors WHERE source = ?", (source,)).fetchone()
+    return row[0] if row else None
+
+
+def put(conn: sqlite3.Connection, source: str, cursor: str, now: datetime) -> None:
+    conn.execute(
+        "INSERT INTO erp_cursors (source, cursor, updated_at) VALUES (?,?,?)"
+        " ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+        (source, cursor, now.isoformat(timespec="microseconds")),
+    )
