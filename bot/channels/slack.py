@@ -216,7 +216,12 @@ def slack_handler(app: AsyncApp):
     """aiohttp handler for /slack/events: events, interactivity and slash commands share it."""
 
     async def handle(request: web.Request) -> web.Response:
-        bolt_response = await app.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(bolt_response)
+        try:
+            bolt_request = await to_bolt_request(request)
+        except Exception as error:  # noqa: BLE001 — bolt parses untrusted bytes before any signature check
+            # Garbage (a JSON list, broken JSON in `payload`) must be a 400, not a 500.
+            log.warning("slack.bad_request", extra={"reason": type(error).__name__})
+            return web.json_response({"error": "Unreadable Slack request body."}, status=400)
+        return await to_aiohttp_response(await app.async_dispatch(bolt_request))
 
     return handle
