@@ -7,6 +7,7 @@ import hmac
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import aiohttp
 from aiohttp import web
@@ -22,6 +23,7 @@ from handoff.bot.core.errors import BadEvent, ConfigError, IgnoredEvent
 from handoff.bot.core.ingest import Ingestor
 from handoff.bot.core.models import SourceEvent
 from handoff.bot.core.ports import Clock, SystemClock
+from handoff.bot.core.reconcile import Reconciler
 from handoff.bot.core.retry import Backoff
 from handoff.bot.core.route import RoutingConfig
 from handoff.connectors import odoo
@@ -37,6 +39,7 @@ class Worker:
     ingestor: Ingestor
     dispatcher: Dispatcher
     tick_s: float = 1.0
+    reconciler: Reconciler | None = None
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     quiet: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task | None = None
@@ -60,7 +63,8 @@ class Worker:
             log.warning("worker.stop_timeout", extra={"grace_s": grace_s})
 
     async def run_once(self) -> int:
-        return await self.ingestor.drain() + await self.dispatcher.drain()
+        polled = await self.reconciler.maybe_tick() if self.reconciler else 0
+        return polled + await self.ingestor.drain() + await self.dispatcher.drain()
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -177,7 +181,8 @@ def _lifecycle(routing: RoutingConfig, clock: Clock):
                 await _check_slack(client)
                 channels["slack"] = SlackChannel(client)
                 app[SLACK] = slack_handler(build_bolt_app(settings.slack, client, approvals, channels["slack"], core))
-            worker = Worker(Ingestor(core), Dispatcher(core, approvals, channels))
+            worker = Worker(Ingestor(core), Dispatcher(core, approvals, channels),
+                            reconciler=Reconciler(core, timedelta(seconds=settings.reconcile_every_s)))
             core.wake = worker.wake
             app[CORE], app[WORKER] = core, worker
             worker.start()

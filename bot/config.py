@@ -20,5 +20,7 @@ class Settings(BaseSettings):
     public_url: str = "http://localhost:3978"
     # Largest webhook or chat request accepted; Dataverse trims its own payloads at 256 KB.
     max_body_bytes: int = 512 * 1024
+    # How often each ERP is polled for changes its webhooks missed (HANDOFF_RECONCILE_EVERY_S).
+    reconcile_every_s: float = 300
     slack: SlackSettings | None = None
     odoo: OdooSettings | None = None

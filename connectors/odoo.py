@@ -7,7 +7,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -28,6 +28,7 @@ OPEN_STATES = ["draft", "sent", "to approve", "purchase"]
 APPROVED_STATES = {"purchase", "done"}
 # What reconciliation polls for: waiting for approval, or decided (approved, locked, cancelled) in Odoo itself.
 RECONCILED_STATES = ["to approve", "purchase", "done", "cancel"]
+FIRST_POLL_LOOKBACK = timedelta(days=1)
 ORDER_FIELDS = ["name", "state", "partner_id", "amount_total", "currency_id", "user_id", "order_line", "company_id", "write_date", "date_order"]
 LINE_FIELDS = ["name", "product_qty", "price_unit", "price_subtotal", "display_type"]
 
@@ -185,9 +186,9 @@ class OdooConnector:
         # search_read with a domain, order and limit is the ORM's public API (odoo/models.py BaseModel.search_read;
         # External API docs "search_read"). ">=" rather than ">": write_date has one-second precision, so a save in the
         # same second as the last poll would otherwise be skipped; the dedup key makes the overlap harmless.
-        domain: list[list[Any]] = [["state", "in", RECONCILED_STATES]]
-        if cursor:
-            domain.insert(0, ["write_date", ">=", cursor])
+        # A first poll looks back a day rather than through all history: older changes were webhooked or are moot.
+        since = cursor or (now.astimezone(timezone.utc) - FIRST_POLL_LOOKBACK).strftime("%Y-%m-%d %H:%M:%S")
+        domain = [["write_date", ">=", since], ["state", "in", RECONCILED_STATES]]
         rows = await self._call(PURCHASE_ORDER, "search_read", domain=domain, fields=["write_date", "state"], order="write_date asc, id asc", limit=limit)
         events = [
             SourceEvent(
@@ -199,7 +200,7 @@ class OdooConnector:
             for row in rows
             if PURCHASE_ORDER in self.settings.models
         ]
-        return events, (rows[-1]["write_date"] if rows else cursor)
+        return events, (rows[-1]["write_date"] if rows else since)
 
     async def post_note(self, ref: RecordRef, text: str) -> None:
         """Log `text` as an internal note in the order's chatter."""
