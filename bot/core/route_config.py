@@ -8,6 +8,7 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import AfterValidator, Field, PositiveFloat, PositiveInt, ValidationInfo, field_validator, model_validator
 
+from .calendar import BusinessCalendar, zone
 from .errors import ConfigError
 from .models import Delivery, Frozen, Person, Platform, Source, StageMode
 
@@ -44,6 +45,21 @@ class Defaults(Frozen):
     platform: Platform = "slack"
     ops_channel: str = "ops"
     sla_hours: PositiveFloat = 8.0
+    calendar: str | None = None  # a [calendars.<key>] for regions without their own; None: Mon–Fri 09–17 UTC
+    reminders: tuple[PositiveFloat, ...] = (0.5, 1.0)  # fractions of a stage's SLA at which approvers are reminded
+
+
+class PersonSpec(Person):
+    """A person as the routing file lists them; `time_zone` keeps reminders out of their night."""
+
+    time_zone: str | None = None  # None: the calendar of the request's region
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, name: str | None) -> str | None:
+        if name is not None:
+            zone(name)
+        return name
 
 
 class Role(Frozen):
@@ -116,9 +132,10 @@ class RoutingConfig(Frozen):
     """People, roles, channels and rules. Building one runs every cross-check; pass `context={"locate": …}` for file:line."""
 
     defaults: Defaults = Defaults()
-    people: dict[str, Person] = {}
+    people: dict[str, PersonSpec] = {}
     roles: dict[str, Role] = {}
     channels: dict[str, ChannelSpec] = {}
+    calendars: dict[str, BusinessCalendar] = {}  # keyed by region (matched ignoring case), or any name for [defaults] calendar
     rules: tuple[Rule, ...] = Field(min_length=1)
 
     @field_validator("people", mode="before")
@@ -140,6 +157,12 @@ class RoutingConfig(Frozen):
     def platform_for(self, rule: Rule) -> Platform:
         return rule.platform or self.defaults.platform
 
+    def calendar_for(self, region: str | None) -> BusinessCalendar:
+        """The region's calendar, else [defaults] calendar, else Mon–Fri 09:00–17:00 UTC."""
+        wanted = (region or "").casefold()
+        found = next((c for key, c in self.calendars.items() if key.casefold() == wanted), None)
+        return found or self.calendars.get(self.defaults.calendar or "", BusinessCalendar())
+
 
 def _dotted(loc: Loc) -> str:
     return ".".join(str(part) for part in loc)
@@ -151,6 +174,11 @@ def _known(names: Iterable[str]) -> str:
 
 def _problems(config: RoutingConfig, at: Locate) -> Iterator[str]:
     yield from _check_ops_channel(config, at)
+    if config.defaults.calendar is not None and config.defaults.calendar not in config.calendars:
+        yield (
+            f"{at(('defaults', 'calendar'))}: [defaults] calendar '{config.defaults.calendar}' is not defined, so SLAs "
+            f"could not be counted. Fix: add [calendars.{config.defaults.calendar}] or use one of: {_known(config.calendars)}."
+        )
     yield from _check_roles(config, at)
     yield from _check_rule_names(config, at)
     for i, rule in enumerate(config.rules):
