@@ -128,6 +128,47 @@ MIGRATIONS: tuple[str, ...] = (
         at TEXT NOT NULL
     );
     """,
+    # 2: time and stalls. The scheduler reads only due rows through partial indexes, so a tick stays an index range
+    # scan however many requests are open.
+    """
+    ALTER TABLE stages ADD COLUMN due_at TEXT;           -- next scheduler step; NULL until planned
+    ALTER TABLE stages ADD COLUMN due_step INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE stages ADD COLUMN escalated_at TEXT;
+    CREATE INDEX stages_unplanned ON stages(request_id, stage) WHERE status = 'pending' AND due_at IS NULL;
+    CREATE INDEX stages_due ON stages(due_at) WHERE status = 'pending' AND due_at IS NOT NULL;
+
+    -- One row per reminder point and recipient: a point is never reminded twice, across restarts too.
+    CREATE TABLE reminders (
+        request_id TEXT NOT NULL,
+        stage INTEGER NOT NULL,
+        step INTEGER NOT NULL,
+        recipient TEXT NOT NULL,
+        sent_at TEXT NOT NULL,
+        PRIMARY KEY (request_id, stage, step, recipient)
+    );
+
+    -- One alert per stall, posted once and then updated in place; `dirty` means the chat copy is behind.
+    CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY,
+        subject TEXT NOT NULL UNIQUE,
+        request_id TEXT,
+        text TEXT NOT NULL,
+        opened_at TEXT NOT NULL,
+        resolved_at TEXT,
+        dirty INTEGER NOT NULL DEFAULT 1,
+        next_try_at TEXT NOT NULL,
+        platform TEXT,
+        conversation TEXT,
+        message_id TEXT
+    );
+    CREATE INDEX alerts_open ON alerts(subject) WHERE resolved_at IS NULL;
+    CREATE INDEX alerts_dirty ON alerts(next_try_at) WHERE dirty = 1;
+
+    CREATE TABLE digests (
+        day TEXT PRIMARY KEY,
+        sent_at TEXT NOT NULL
+    );
+    """,
 )
 
 
