@@ -64,6 +64,11 @@ def reschedule(conn: sqlite3.Connection, item_id: int, next_at: datetime, error:
     )
 
 
+def postpone(conn: sqlite3.Connection, item_id: int, next_at: datetime) -> None:
+    """Hold an item for its send slot or the platform's Retry-After: not a failed attempt, so no step toward dead letters."""
+    conn.execute("UPDATE outbox SET next_at = ? WHERE id = ?", (_ts(next_at), item_id))
+
+
 def bury(conn: sqlite3.Connection, item_id: int, error: str) -> None:
     """Move to dead letters: no more automatic attempts; a human retries or drops it."""
     conn.execute("UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = ? WHERE id = ?", (error, item_id))

@@ -1,0 +1,91 @@
+"""Pacing: each destination's published send limits, so a burst goes out at the limit without a single 429."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most `calls` in any `per_seconds` window, as the platform states it."""
+
+    calls: int
+    per_seconds: float
+
+
+# Sources, checked 2026-11: Slack https://docs.slack.dev/apis/web-api/rate-limits ("chat.postMessage generally
+# allows posting one message per second per channel"; chat.update is Tier 3, 50+ per minute; the workspace-wide
+# postMessage limit has no published number, so a 429 from it pauses the destination by its Retry-After);
+# Teams https://learn.microsoft.com/microsoftteams/platform/bots/how-to/rate-limit (per bot per thread:
+# 7 per second, 1800 per hour); Dataverse service protection limits
+# https://learn.microsoft.com/power-apps/developer/data-platform/api-limits (6000 requests per 5 minutes per user).
+DEFAULT_LIMITS: Mapping[str, tuple[Limit, ...]] = {
+    "slack.post": (Limit(1, 1.0),),
+    "slack.update": (Limit(50, 60.0),),
+    "teams.post": (Limit(7, 1.0), Limit(1800, 3600.0)),
+    "teams.update": (Limit(7, 1.0), Limit(1800, 3600.0)),
+    "erp.dataverse": (Limit(6000, 300.0),),
+}
+
+
+@dataclass
+class _Lane:
+    """One destination's recent and reserved send times, one log per limit, oldest first."""
+
+    sends: list[deque[datetime]]
+    paused_until: datetime | None = None
+
+
+@dataclass
+class Pacer:
+    """Hands out send slots per destination ("slack.post:C0PROCURE"); limits are looked up by the part before ':'.
+
+    A classic refilling token bucket of N tokens lets 2N through in one window of the platform's sliding
+    counter, so each destination keeps the exact send times instead: a slot is the earliest moment at which
+    every one of its windows holds fewer than N sends. Slots are reserved in order, so a queue of 200 cards
+    gets 200 distinct times and each item waits for its own instead of polling.
+    """
+
+    limits: Mapping[str, tuple[Limit, ...]] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
+    _lanes: dict[str, _Lane] = field(default_factory=dict)
+    _held: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+
+    def reserve(self, destination: str, now: datetime, key: str) -> datetime:
+        """When the send `key` to `destination` may go: now, or a later slot held for it until then."""
+        held = self._held.pop(key, None)
+        if held is not None and held[0] == destination and held[1] <= now:
+            return now
+        lane = self._lane(destination)
+        at = max(now, lane.paused_until or now)
+        for limit, sends in zip(self._limits(destination), lane.sends):
+            window = timedelta(seconds=limit.per_seconds)
+            while sends and sends[0] <= now - window:
+                sends.popleft()
+            if sends:
+                at = max(at, sends[-1])  # slots are handed out in order, so the logs stay sorted
+            if len(sends) >= limit.calls:
+                at = max(at, sends[-limit.calls] + window)
+        for sends in lane.sends:
+            sends.append(at)
+        if at > now:
+            self._held[key] = (destination, at)
+        return at
+
+    def pause(self, destination: str, until: datetime) -> None:
+        """The platform answered 429: nothing more goes to this destination, and only this one, before `until`."""
+        lane = self._lane(destination)
+        lane.paused_until = max(until, lane.paused_until or until)
+        # Our count was wrong (another client, or a limit we don't know): start afresh after the pause,
+        # and let every item holding a slot here ask again.
+        for sends in lane.sends:
+            sends.clear()
+        self._held = {k: v for k, v in self._held.items() if v[0] != destination}
+
+    def _limits(self, destination: str) -> tuple[Limit, ...]:
+        return self.limits.get(destination.split(":", 1)[0], ())
+
+    def _lane(self, destination: str) -> _Lane:
+        return self._lanes.setdefault(destination, _Lane([deque() for _ in self._limits(destination)]))
