@@ -17,9 +17,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 PURCHASE_MANAGER = "purchase.group_purchase_manager"
-M2O, O2M = "many2one", "one2many"
+M2O, O2M, M2M = "many2one", "one2many", "many2many"
 
-# model -> field -> None (scalar), (M2O, comodel) or (O2M, comodel, inverse field)
+# model -> field -> None (scalar), (M2O, comodel), (M2M, comodel) or (O2M, comodel, inverse field)
 SCHEMA: dict[str, dict[str, Any]] = {
     "purchase.order": {
         "name": None, "state": None, "partner_id": (M2O, "res.partner"), "amount_total": None,
@@ -44,7 +44,25 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "model": None, "res_id": None, "body": None, "message_type": None,
         "subtype_id": (M2O, "mail.message.subtype"), "author_id": (M2O, "res.partner"), "write_date": None,
     },
+    # Automation rules (odoo/odoo addons/base_automation/models/base_automation.py, 17.0 rework) and the webhook
+    # server action they run (odoo/addons/base/models/ir_actions.py: state 'webhook', webhook_url, webhook_field_ids).
+    "ir.model": {"name": None, "model": None, "write_date": None},
+    "ir.model.fields": {"name": None, "model": None, "model_id": (M2O, "ir.model"), "ttype": None, "write_date": None},
+    "ir.model.fields.selection": {"name": None, "value": None, "field_id": (M2O, "ir.model.fields"), "write_date": None},
+    "base.automation": {
+        "name": None, "model_id": (M2O, "ir.model"), "trigger": None, "trigger_field_ids": (M2M, "ir.model.fields"),
+        "trg_selection_field_id": (M2O, "ir.model.fields.selection"), "filter_domain": None, "active": None,
+        "action_server_ids": (O2M, "ir.actions.server", "base_automation_id"), "write_date": None,
+    },
+    "ir.actions.server": {
+        "name": None, "model_id": (M2O, "ir.model"), "state": None, "usage": None, "webhook_url": None,
+        "webhook_field_ids": (M2M, "ir.model.fields"), "base_automation_id": (M2O, "base.automation"), "write_date": None,
+    },
 }
+# Only Administration / Settings (base.group_system) may manage automation rules and server actions.
+SETTINGS_ADMIN_MODELS = frozenset({"base.automation", "ir.actions.server"})
+METADATA_MODELS = frozenset({"ir.model", "ir.model.fields", "ir.model.fields.selection"})
+PURCHASE_STATES = {"draft": "RFQ", "sent": "RFQ Sent", "to approve": "To Approve", "purchase": "Purchase Order", "done": "Locked", "cancel": "Cancelled"}
 SUBTYPES = {"mail.mt_comment": "Discussions", "mail.mt_note": "Note"}
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "=": operator.eq, "!=": operator.ne, "in": lambda a, b: a in b, "not in": lambda a, b: a not in b,
@@ -76,6 +94,7 @@ class OdooDb:
         self.denied_models: set[str] = set()
         self._next_id = 1
         self._last_stamp: datetime | None = None
+        self._metadata_seeded = False
         self.subtypes = {xmlid: self.create("mail.message.subtype", {"name": name}) for xmlid, name in SUBTYPES.items()}
 
     def stamp(self) -> str:
@@ -94,13 +113,46 @@ class OdooDb:
 
     def create(self, model: str, values: dict[str, Any]) -> int:
         record_id, self._next_id = self._next_id, self._next_id + 1
-        scalars = {f: False for f, kind in self.schema[model].items() if not kind or kind[0] != O2M}
-        self.records[model][record_id] = {**scalars, **values, "write_date": self.stamp()}
+        scalars = {f: [] if kind and kind[0] == M2M else False for f, kind in self.schema[model].items() if not kind or kind[0] != O2M}
+        self.records[model][record_id] = {**scalars, **self._commands(model, values, {}), "write_date": self.stamp()}
         return record_id
 
     def update(self, model: str, record_id: int, values: dict[str, Any]) -> None:
         self._check_fields(model, values)
-        self.records[model][record_id].update(values, write_date=self.stamp())
+        record = self.records[model][record_id]
+        record.update(self._commands(model, values, record), write_date=self.stamp())
+
+    def seed_metadata(self) -> None:
+        """ir.model, ir.model.fields and purchase.order's state values, made on first use so other ids stay put."""
+        if self._metadata_seeded:
+            return
+        self._metadata_seeded = True
+        for model, fields in SCHEMA.items():
+            model_id = self.create("ir.model", {"name": model, "model": model})
+            for name, kind in fields.items():
+                ttype = kind[0] if kind else ("selection" if name == "state" else "char")
+                field_id = self.create("ir.model.fields", {"name": name, "model": model, "model_id": model_id, "ttype": ttype})
+                if model == "purchase.order" and name == "state":
+                    for value, label in PURCHASE_STATES.items():
+                        self.create("ir.model.fields.selection", {"name": label, "value": value, "field_id": field_id})
+
+    def _commands(self, model: str, values: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+        """x2many write commands as Odoo's ORM takes them: (6, 0, ids) replaces, (4, id) links, a bare id list replaces."""
+        resolved = dict(values)
+        for field, value in values.items():
+            kind = self.schema[model].get(field)
+            if not (kind and kind[0] == M2M and isinstance(value, list)):
+                continue
+            ids = list(current.get(field) or [])
+            for command in value:
+                if isinstance(command, int):
+                    ids = [*ids, command] if command not in ids else ids
+                elif command[0] == 6:
+                    ids = list(command[2])
+                elif command[0] == 4 and command[1] not in ids:
+                    ids.append(command[1])
+            resolved[field] = ids
+        return resolved
 
     def find(self, model: str, **values: Any) -> int | None:
         return next((rid for rid, rec in self.records[model].items() if all(rec.get(k) == v for k, v in values.items())), None)
@@ -121,6 +173,8 @@ class OdooDb:
         kind = self.schema[model][field]
         if kind and kind[0] == O2M:
             return self.search(kind[1], [[kind[2], "=", record_id]], order="id")
+        if kind and kind[0] == M2M:
+            return list(self.records[model][record_id].get(field) or [])
         value = self.records[model][record_id].get(field, False)
         if kind and kind[0] == M2O and value and load is not None:
             target = self.records[kind[1]].get(value)
@@ -187,6 +241,15 @@ def write(env: Env, vals: dict[str, Any]) -> bool:
     return True
 
 
+def create(env: Env, vals_list: list[dict[str, Any]] | dict[str, Any]) -> list[int]:
+    """`@api.model_create_multi`: a list of values makes a list of ids; JSON-RPC answers one id for one dict."""
+    values = [vals_list] if isinstance(vals_list, dict) else vals_list
+    for vals in values:
+        env.db._check_fields(env.model, vals)
+    ids = [env.db.create(env.model, vals) for vals in values]
+    return Created(ids) if isinstance(vals_list, dict) else ids
+
+
 def button_approve(env: Env, force: bool = False) -> dict:
     db = env.db
     for order_id in _existing(env):
@@ -242,6 +305,7 @@ METHODS: dict[str, tuple[Callable[..., Any], bool, set[str] | None]] = {
     "search_count": (search_count, True, None),
     "search": (search, True, None),
     "write": (write, False, None),
+    "create": (create, True, None),
     "button_approve": (button_approve, False, {"purchase.order"}),
     "button_cancel": (button_cancel, False, {"purchase.order"}),
     "message_post": (message_post, False, {"purchase.order"}),
@@ -260,6 +324,8 @@ def run(db: OdooDb, model: str, method: str, ids: list[int], uid: int, args: lis
     function, _ = public_method(model, method) or (None, None)
     if function is None:
         raise OdooError("builtins.AttributeError", f"The method '{method}' does not exist on the model '{model}'", 404)
+    if model in METADATA_MODELS or model in SETTINGS_ADMIN_MODELS:
+        db.seed_metadata()
     if model in db.denied_models:
         raise OdooError(
             "odoo.exceptions.AccessError",

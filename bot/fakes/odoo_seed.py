@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .odoo_db import PURCHASE_MANAGER, OdooDb
+from .odoo_db import PURCHASE_MANAGER, SETTINGS_ADMIN_MODELS, OdooDb
 
 if TYPE_CHECKING:
     from .odoo import FakeOdoo
@@ -50,6 +50,21 @@ class OdooSeeding:
             groups.add(PURCHASE_MANAGER)
         else:
             groups.discard(PURCHASE_MANAGER)
+
+    def set_settings_admin(self, is_admin: bool = True) -> None:
+        """Put the API user in Administration / Settings, or take it out: only that group manages automation rules."""
+        if is_admin:
+            self.db.denied_models.difference_update(SETTINGS_ADMIN_MODELS)
+        else:
+            self.db.denied_models.update(SETTINGS_ADMIN_MODELS)
+
+    def automation_rules(self) -> list[dict[str, Any]]:
+        """Every automation rule with its server actions inlined, as an Odoo admin would see them in Settings."""
+        db = self.db
+        rules = db.read("base.automation", sorted(db.records["base.automation"]), None, load=None)
+        for rule in rules:
+            rule["actions"] = db.read("ir.actions.server", rule["action_server_ids"], None, load=None)
+        return rules
 
     def add_purchase_order(
         self,
