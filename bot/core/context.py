@@ -10,6 +10,7 @@ from handoff.state.store import Store
 
 from .errors import ConfigError
 from .models import RecordRef
+from .outage import Outages
 from .ports import Clock, ErpConnector
 from .retry import Backoff
 from .route import RoutingConfig
@@ -26,6 +27,7 @@ class Core:
     click_backoff: Backoff = Backoff(attempts=2, base_delay=0.2, max_delay=0.5)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     wake: Callable[[], None] = field(default=lambda: None)
+    outages: Outages = field(default_factory=Outages)
 
     def connector(self, ref: RecordRef) -> ErpConnector:
         try:

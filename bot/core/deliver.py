@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 from datetime import timedelta
 
+from handoff.bot.faults import crash_point
 from handoff.state import outbox
 from handoff.state.outbox import OutboxItem
 
@@ -14,7 +15,8 @@ from .context import Core
 from .effects import Effect, Effects
 from .errors import ChatError, ChatRateLimited, ErpError, ErpUnavailable, HandoffError
 from .events import Event
-from .models import Decision, PostedCard, RequestState, RequestStatus, Target, Verb
+from .models import Decision, ErpRecord, PostedCard, RequestState, RequestStatus, Target, Verb
+from .pacing import Pacer
 from .ports import ChatChannel
 from .retry import Backoff
 from .route import ops_target
@@ -36,6 +38,9 @@ class Dispatcher:
         max_attempts: int = 8,
         backoff: Backoff = Backoff(base_delay=1.0, max_delay=300.0),
         lease: timedelta = timedelta(minutes=2),
+        pacer: Pacer | None = None,
+        # An ERP outage of minutes must not bury write-backs: with the 300 s ceiling this is over an hour of retries.
+        erp_attempts: int = 20,
     ) -> None:
         self.core = core
         self.approvals = approvals
@@ -43,16 +48,38 @@ class Dispatcher:
         self.max_attempts = max_attempts
         self.backoff = backoff
         self.lease = lease
+        self.pacer = pacer or Pacer()
+        self.erp_attempts = erp_attempts
 
     async def drain(self, limit: int = 50) -> int:
-        """Deliver every due item once; returns how many were attempted."""
+        """Deliver every due item whose destination has a free slot; the rest wait for theirs. Returns how many were due."""
         with self.core.store.transaction() as conn:
             items = outbox.claim_due(conn, self.core.clock.now(), limit, self.lease)
         for item in items:
-            await self._deliver(item)
+            destination, now = self._destination(item), self.core.clock.now()
+            slot = self.pacer.reserve(destination, now, str(item.id))
+            if slot > now:
+                # Skipped, not blocked: items for other destinations in this batch still go out now.
+                outbox.postpone(self.core.store.conn, item.id, slot)
+                continue
+            await self._deliver(item, destination)
         return len(items)
 
-    async def _deliver(self, item: OutboxItem) -> None:
+    def _destination(self, item: OutboxItem) -> str:
+        """Where the item's traffic lands, as the platform counts it for rate limits."""
+        kind = Effect(item.kind)
+        if kind in (Effect.POST_CARD, Effect.NOTIFY):
+            target = item.payload["target"]
+            return f"{target['platform']}.post:{target['address']}"
+        if kind is Effect.THREAD:
+            homes = self._thread_homes(item.request_id or "")
+            return f"{homes[0].target.platform}.post:{homes[0].target.address}" if homes else f"{self._platform(item)}.post"
+        if kind is Effect.UPDATE_CARDS:
+            return f"{self._platform(item)}.update"
+        request = self.core.store.get_request(item.request_id or "")
+        return f"erp.{request.ref.source if request else 'unknown'}"
+
+    async def _deliver(self, item: OutboxItem, destination: str) -> None:
         store, now = self.core.store, self.core.clock.now()
         handler = {
             Effect.POST_CARD: self._post_card,
@@ -64,12 +91,16 @@ class Dispatcher:
         try:
             await handler(item)
         except ChatRateLimited as error:
-            # The platform told us when: waiting is not a failed attempt.
-            outbox.reschedule(store.conn, item.id, now + timedelta(seconds=error.retry_after), str(error))
+            # The platform told us when: waiting is not a failed attempt, and only this destination waits.
+            until = now + timedelta(seconds=error.retry_after)
+            self.pacer.pause(destination, until)
+            outbox.postpone(store.conn, item.id, until)
+            log.warning("outbox.paced", extra={"item": item.id, "destination": destination, "retry_after_s": error.retry_after})
             return
         except (Permanent, ChatError, ErpError) as error:
             permanent = isinstance(error, Permanent) or (isinstance(error, ChatError) and error.permanent)
-            if permanent or item.attempts + 1 >= self.max_attempts:
+            budget = self.erp_attempts if item.kind == Effect.ERP_WRITE else self.max_attempts
+            if permanent or item.attempts + 1 >= budget:
                 self._bury(item, str(error))
             else:
                 retry_after = error.retry_after if isinstance(error, ErpUnavailable) else None
@@ -123,6 +154,8 @@ class Dispatcher:
             return  # delivered before a crash took the bookkeeping with it
         view = await self.approvals.view(item.request_id)
         posted = await self._channel(target.platform).post_card(item.request_id, stage, target, view)
+        # A crash here reposts on restart: chat.postMessage has no idempotency key (RELIABILITY.md, "mid_post").
+        crash_point("mid_post")
         with store.transaction():
             store.save_card(posted, self.core.clock.now())
             store.log(item.request_id, Event.CARD_POSTED, "handoff", {
@@ -160,12 +193,15 @@ class Dispatcher:
         decision = Decision.model_validate(item.payload)
         connector = core.connector(request.ref)
         try:
-            confirmed = await connector.write_decision(request.packet.record, decision)
-        except ErpUnavailable:
+            confirmed = await self._already_written(request, decision) or await connector.write_decision(request.packet.record, decision)
+        except ErpUnavailable as error:
+            self._tell_write_waits(request, error)
             raise
         except ErpError as error:
             self._write_failed(request, decision, error)
             raise Permanent(str(error)) from error
+        core.outages.up(request.ref.source)
+        crash_point("mid_write_back")
         status = RequestStatus.APPROVED if decision.verb is Verb.APPROVE else RequestStatus.REJECTED
         with core.store.transaction() as conn:
             core.store.set_status(request.id, status, core.clock.now())
@@ -175,6 +211,24 @@ class Dispatcher:
             effects = Effects(conn, core.clock.now())
             effects.update_cards(request.id)
             effects.what_changed(request.id)
+        core.wake()
+
+    async def _already_written(self, request: RequestState, decision: Decision) -> ErpRecord | None:
+        """The live record when it already carries this decision: a retry after a crash must not write it twice."""
+        live = await self.core.connector(request.ref).fetch_record(request.ref)
+        wanted = {Verb.APPROVE: "approved", Verb.REJECT: "rejected"}.get(decision.verb)
+        return live if wanted is not None and live.erp_decision == wanted else None
+
+    def _tell_write_waits(self, request: RequestState, error: ErpUnavailable) -> None:
+        """Once per outage, say in the card's thread that the decision is queued, instead of silence."""
+        core = self.core
+        since = core.outages.down(request.ref.source, core.clock.now())
+        with core.store.transaction() as conn:
+            Effects(conn, core.clock.now()).thread(
+                request.id,
+                f"{since.describe()}: the decision is kept and Handoff writes it back by itself when it answers.",
+                key=f"erp-wait:{request.id}:{since.key}",
+            )
         core.wake()
 
     def _write_failed(self, request: RequestState, decision: Decision, error: Exception) -> None:

@@ -37,8 +37,8 @@ class Effects:
         # Updates render the request as it stands when delivered, so each state change needs its own key.
         self._put(Effect.UPDATE_CARDS, {}, f"update:{request_id}:{uuid.uuid4().hex}", request_id)
 
-    def thread(self, request_id: str, text: str, mention: str | None = None) -> None:
-        self._put(Effect.THREAD, {"text": text, "mention": mention}, f"thread:{request_id}:{uuid.uuid4().hex}", request_id)
+    def thread(self, request_id: str, text: str, mention: str | None = None, key: str | None = None) -> None:
+        self._put(Effect.THREAD, {"text": text, "mention": mention}, key or f"thread:{request_id}:{uuid.uuid4().hex}", request_id)
 
     def what_changed(self, request_id: str) -> None:
         self._put(Effect.THREAD, {"what_changed": True}, f"what-changed:{request_id}:{uuid.uuid4().hex}", request_id)
