@@ -20,6 +20,7 @@ class Event(StrEnum):
     REQUEST_COMPLETED = "RequestCompleted"
     REQUEST_CLOSED_IN_ERP = "RequestClosedInErp"
     REQUEST_STALLED = "RequestStalled"
+    STAGE_ESCALATED = "StageEscalated"
     DELEGATION_GRANTED = "DelegationGranted"
     DELEGATION_REVOKED = "DelegationRevoked"
     STAGE_REASSIGNED = "StageReassigned"
