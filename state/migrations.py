@@ -169,6 +169,27 @@ MIGRATIONS: tuple[str, ...] = (
         sent_at TEXT NOT NULL
     );
     """,
+    # 3: delegations, reassigned stages, reconciliation cursors
+    """
+    CREATE TABLE delegations (
+        delegator TEXT PRIMARY KEY,
+        delegate TEXT NOT NULL,
+        starts_at TEXT NOT NULL,
+        ends_at TEXT NOT NULL
+    );
+    CREATE TABLE reassignments (
+        request_id TEXT NOT NULL,
+        stage INTEGER NOT NULL,
+        person TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (request_id, stage)
+    );
+    CREATE TABLE erp_cursors (
+        source TEXT PRIMARY KEY,
+        cursor TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
 )
 
 
