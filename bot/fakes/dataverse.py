@@ -17,7 +17,7 @@ from aiohttp import web
 
 from handoff.bot.core.ports import Clock
 
-from .dataverse_schema import TABLES, Table
+from .dataverse_schema import TABLES, UNREADABLE, Table
 from .dataverse_seed import SeedMixin
 from .entra import FakeEntra
 from .odata import QueryError, matches, parse_expand, parse_filter, parse_orderby, parse_select
@@ -45,6 +45,8 @@ class FakeDataverse(SeedMixin):
         self.down = False
         self.requests: list[tuple[str, str, dict[str, str]]] = []  # (method, path_qs, headers) as received
         self._failures: deque[tuple[int, float | None]] = deque()
+        self.denied_tables: set[str] = set()  # entity sets the application user's security role has no privilege on
+        self.seed_plugin_registration()
         self.app = web.Application()
         self.app.router.add_route("*", API + "/{segment}", self._handle)
 
@@ -64,7 +66,11 @@ class FakeDataverse(SeedMixin):
         refusal = self._throttle(caller)
         if refusal is not None:
             return refusal
+        if request.match_info["segment"] == "WhoAmI" and request.method == "GET":
+            return self._who_am_i(request, caller)
         match = _SEGMENT.match(request.match_info["segment"])
+        if match and match.group(1) in self.denied_tables:
+            return _missing_privilege(caller, request.method, TABLES[match.group(1)])
         if not match or match.group(1) not in TABLES:
             return odata_error(404, "0x8006088a", f"Resource not found for the segment '{request.match_info['segment']}'.")
         entity_set, record_id = match.group(1), (match.group(2) or "").lower() or None
@@ -78,6 +84,15 @@ class FakeDataverse(SeedMixin):
         except QueryError as error:
             return odata_error(400, "0x0", str(error))
         return odata_error(405, "0x0", f"The fake Dataverse does not support {request.method} on this resource.")
+
+    def _who_am_i(self, request: web.Request, client_id: str) -> web.Response:
+        """WhoAmI (webapi/reference/whoami): the caller's user, business unit and organization ids."""
+        user = str(uuid.uuid5(uuid.NAMESPACE_URL, f"application-user:{client_id}"))
+        return web.json_response({
+            "@odata.context": f"{request.scheme}://{request.host}{API}/$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse",
+            "BusinessUnitId": str(uuid.uuid5(uuid.NAMESPACE_URL, "root-business-unit")), "UserId": user,
+            "OrganizationId": self.organization_id,
+        })
 
     def _injected(self) -> web.Response | None:
         if self.down:
@@ -212,6 +227,8 @@ class FakeDataverse(SeedMixin):
         columns = select if select is not None else sorted(table.all_columns())
         body: dict = {"@odata.etag": _etag(row)}
         for column in columns:
+            if column in UNREADABLE:
+                continue
             body[column] = row.get(column)
             label = table.labels.get(column, {}).get(row.get(column)) if formatted else None
             if label is not None:
@@ -235,6 +252,12 @@ class FakeDataverse(SeedMixin):
         # create-entity-web-api.md: 204 No Content, and the new or updated row's URI in OData-EntityId.
         uri = f"{request.scheme}://{request.host}{API}/{entity_set}({record_id})"
         return web.Response(status=204, headers={"OData-Version": "4.0", "OData-EntityId": uri})
+
+
+def _missing_privilege(client_id: str, method: str, table: Table) -> web.Response:
+    # The shape of Dataverse's security check failure; [UNVERIFIED] exact wording beyond the code and privilege name.
+    verb = {"GET": "Read", "POST": "Create", "PATCH": "Write"}.get(method, "Read")
+    return odata_error(403, "0x80040220", f"Principal user (Id={client_id}, type=8) is missing prv{verb}{table.logical} privilege.")
 
 
 def _etag(row: dict) -> str:

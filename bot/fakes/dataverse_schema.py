@@ -55,7 +55,27 @@ TABLES: dict[str, Table] = {
     "transactioncurrencies": Table("transactioncurrency", "transactioncurrencyid", "currencyname",
                                    frozenset({"isocurrencycode", "currencyname", "currencysymbol"})),
     "businessunits": Table("businessunit", "businessunitid", "name", frozenset({"name"})),
+    # Plug-in registration, as register-web-hook.md queries it: a webhook is a serviceendpoint with contract 8,
+    # run by an sdkmessageprocessingstep whose `eventhandler` is that endpoint.
+    "serviceendpoints": Table("serviceendpoint", "serviceendpointid", "name",
+                              frozenset({"name", "contract", "authtype", "authvalue", "url", "description"})),
+    "sdkmessages": Table("sdkmessage", "sdkmessageid", "name", frozenset({"name"})),
+    "sdkmessagefilters": Table("sdkmessagefilter", "sdkmessagefilterid", "name", frozenset({"name", "primaryobjecttypecode"}),
+                               dict([_lookup("sdkmessageid", "sdkmessages")])),
+    "sdkmessageprocessingsteps": Table(
+        "sdkmessageprocessingstep", "sdkmessageprocessingstepid", "name",
+        frozenset({"name", "description", "stage", "mode", "rank", "filteringattributes", "asyncautodelete", "supporteddeployment"}),
+        {**dict([_lookup("sdkmessageid", "sdkmessages"), _lookup("sdkmessagefilterid", "sdkmessagefilters")]),
+         "eventhandler_serviceendpoint": ("_eventhandler_value", "serviceendpoints")},
+    ),
+    "sdkmessageprocessingstepimages": Table(
+        "sdkmessageprocessingstepimage", "sdkmessageprocessingstepimageid", "name",
+        frozenset({"name", "entityalias", "imagetype", "messagepropertyname", "attributes"}),
+        dict([_lookup("sdkmessageprocessingstepid", "sdkmessageprocessingsteps")]),
+    ),
 }
+# serviceendpoint.authvalue is IsValidForRead=False (serviceendpoint table reference): written, never read back.
+UNREADABLE = frozenset({"authvalue"})
 
 
 def entity_set_of(logical: str) -> str:

@@ -21,6 +21,26 @@ class SeedMixin:
     _write: Callable[[str, str, dict], dict]
     organization_id = "4ef5b371-e89e-e711-8122-000d3aa2331c"
 
+    def seed_plugin_registration(self) -> None:
+        """The Create and Update messages and their filters for the purchase order table, as every org has them."""
+        for message in ("Create", "Update"):
+            message_id = self._ensure("sdkmessages", "name", message)
+            self._write("sdkmessagefilters", str(uuid.uuid4()), {
+                "name": f"{message} purchaseorder", "primaryobjecttypecode": "purchaseorder", "_sdkmessageid_value": message_id,
+            })
+
+    def webhook_registrations(self) -> list[dict]:
+        """Each service endpoint with its steps and their images, as the Plug-in Registration tool lists them."""
+        steps = self.rows["sdkmessageprocessingsteps"].values()
+        images = self.rows["sdkmessageprocessingstepimages"].values()
+        return [
+            {**endpoint, "steps": [
+                {**step, "images": [i for i in images if i.get("_sdkmessageprocessingstepid_value") == step["sdkmessageprocessingstepid"]]}
+                for step in steps if step.get("_eventhandler_value") == endpoint["serviceendpointid"]
+            ]}
+            for endpoint in self.rows["serviceendpoints"].values()
+        ]
+
     def add_purchase_order(
         self,
         reference: str,
