@@ -26,6 +26,8 @@ from handoff.bot.core.ports import Clock, SystemClock
 from handoff.bot.core.reconcile import Reconciler
 from handoff.bot.core.retry import Backoff
 from handoff.bot.core.route import RoutingConfig
+from handoff.bot.allowlist import networks, webhook_allow_list
+from handoff.bot.faults import crash_point
 from handoff.connectors import odoo
 from handoff.state.store import Store
 
@@ -133,6 +135,7 @@ async def _ingest(request: web.Request, secret: str, parse: Callable[[bytes], So
         log.warning("webhook.rejected", extra={"path": request.path, "reason": bad.reason})
         return _json_error(bad.status, bad.reason)
     inbox_id, is_new = core.store.accept_event(event)
+    crash_point("after_ingest")
     log.info("webhook.accepted", extra={"ref": event.ref.key, "inbox_id": inbox_id, "new": is_new})
     if is_new:
         core.wake()
@@ -154,7 +157,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings, routing: RoutingConfig, clock: Clock | None = None) -> web.Application:
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[webhook_allow_list(networks(settings.webhook_allow_from))])
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_lifecycle(routing, clock or SystemClock()))
     app.router.add_post("/webhooks/odoo", odoo_webhook)
@@ -181,7 +184,7 @@ def _lifecycle(routing: RoutingConfig, clock: Clock):
                 await _check_slack(client)
                 channels["slack"] = SlackChannel(client)
                 app[SLACK] = slack_handler(build_bolt_app(settings.slack, client, approvals, channels["slack"], core))
-            worker = Worker(Ingestor(core), Dispatcher(core, approvals, channels),
+            worker = Worker(Ingestor(core), Dispatcher(core, approvals, channels, lease=timedelta(seconds=settings.outbox_lease_s)),
                             reconciler=Reconciler(core, timedelta(seconds=settings.reconcile_every_s)))
             core.wake = worker.wake
             app[CORE], app[WORKER] = core, worker

@@ -22,5 +22,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 512 * 1024
     # How often each ERP is polled for changes its webhooks missed (HANDOFF_RECONCILE_EVERY_S).
     reconcile_every_s: float = 300
+    # CIDRs allowed to post ERP webhooks, as a JSON list; empty allows any address (the key still applies).
+    webhook_allow_from: list[str] = []
+    # How long a claimed outbox item waits before another attempt when its worker died mid-delivery.
+    outbox_lease_s: float = 120
     slack: SlackSettings | None = None
     odoo: OdooSettings | None = None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from handoff.bot.faults import crash_point
+
 from .context import Core
 from .effects import Effects
 from .enrich import build_packet, describe_changes, read_record
@@ -58,6 +60,7 @@ class Approvals:
 
     async def act(self, action: Action) -> ActionResult:
         result = await self._act(action)
+        crash_point("after_click")
         log.info(
             "action.handled",
             extra={"request_id": action.request_id, "verb": action.verb.value, "outcome": result.outcome.value,

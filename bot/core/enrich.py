@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
 
-from .errors import ErpError, RecordNotFound
+from .errors import ErpError, ErpUnavailable, RecordNotFound
 from .models import ApprovalPacket, ErpRecord, RecordRef, SourceEvent
+from .outage import Outages
 from .ports import ErpConnector
 from .retry import Backoff, with_retries
 
@@ -60,20 +62,29 @@ async def enrich(
     event: SourceEvent,
     backoff: Backoff,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    outages: Outages | None = None,
+    now: datetime | None = None,
 ) -> tuple[ErpRecord, str | None]:
     """The live record, or the webhook's own hint and the reason the ERP could not be read.
 
     A packet that cannot be enriched still reaches people; it is marked incomplete and re-read before any decision.
     RecordNotFound propagates: there is nothing to approve.
     """
+    outages = outages if outages is not None else Outages()
     try:
-        return await read_record(connector, event.ref, backoff, sleep), None
+        record = await read_record(connector, event.ref, backoff, sleep)
     except RecordNotFound:
         raise
     except ErpError as error:
         log.warning("enrich.failed", extra={"ref": event.ref.key, "error": str(error)})
-        name = event.ref.source.capitalize()
-        return connector.record_from_hint(event), f"{name} could not be read ({error}); figures are from the webhook and will be re-read before any decision counts."
+        if isinstance(error, ErpUnavailable):
+            # People act on "since when": a blip and a long outage call for different answers.
+            said = outages.down(event.ref.source, now or datetime.now(timezone.utc)).describe()
+        else:
+            said = f"{event.ref.source.capitalize()} could not be read"
+        return connector.record_from_hint(event), f"{said} ({error}); figures are from the webhook and will be re-read before any decision counts."
+    outages.up(event.ref.source)
+    return record, None
 
 
 def describe_changes(before: ErpRecord, after: ErpRecord) -> list[str]:

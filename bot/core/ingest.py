@@ -5,31 +5,73 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from handoff.bot.faults import crash_point
+
 from .act import close_in_erp, post_stage_cards, refresh_packet
 from .context import Core
 from .effects import Effects
-from .enrich import build_packet, enrich
-from .errors import HandoffError, RecordNotFound
+from .enrich import build_packet, enrich, read_record
+from .errors import ErpError, HandoffError, RecordNotFound
 from .events import Event
-from .models import ErpRecord, RequestState, RoutePlan, SourceEvent
+from .models import ErpRecord, RequestState, RequestStatus, RoutePlan, SourceEvent
+from .outage import Outage
+from .retry import Backoff
 from .route import NoRouteError, RouteFacts, ops_target, person_for_erp, plan_route, platform_of
 
 log = logging.getLogger(__name__)
 
 # An event that keeps failing is retried at this pace; each failure is also told to operations once.
 RETRY_EVERY = timedelta(minutes=1)
+# Requests opened from a webhook hint while the ERP was down are re-read at this pace until it answers.
+REREAD_EVERY = timedelta(seconds=30)
 
 
 class Ingestor:
     def __init__(self, core: Core) -> None:
         self.core = core
+        self._next_reread = core.clock.now()
 
     async def drain(self, limit: int = 50) -> int:
-        """Process every due inbox event; returns how many were handled."""
+        """Process every due inbox event, then re-read incomplete requests when due; returns how many were handled."""
         items = self.core.store.due_events(self.core.clock.now(), limit)
         for item in items:
             await self._handle(item.id, item.event, item.attempts)
-        return len(items)
+        return len(items) + await self._reread_incomplete()
+
+    async def _reread_incomplete(self) -> int:
+        """Enrichment resumes by itself: once the ERP answers, each incomplete card is rebuilt from the live record."""
+        core, now = self.core, self.core.clock.now()
+        if now < self._next_reread:
+            return 0
+        self._next_reread = now + REREAD_EVERY
+        refreshed, still_down = 0, set()
+        for request in core.store.requests_by_status(RequestStatus.OPEN):
+            if request.packet.incomplete_reason is None or request.ref.source in still_down:
+                continue
+            try:
+                live = await read_record(core.connector(request.ref), request.ref, Backoff(attempts=1), core.sleep)
+            except ErpError as error:
+                # One failed read per source and round: a long outage costs one call every REREAD_EVERY, not one per card.
+                log.info("enrich.still_failing", extra={"request_id": request.id, "error": str(error)})
+                still_down.add(request.ref.source)
+                continue
+            ended = core.outages.up(request.ref.source)
+            if ended is not None:
+                self._said_back(ended)
+            if live.awaiting_approval:
+                refresh_packet(core, request, live, seen_by="erp")
+            else:
+                with core.store.transaction() as conn:
+                    close_in_erp(core, conn, request, live)
+            refreshed += 1
+        if refreshed:
+            core.wake()
+        return refreshed
+
+    def _said_back(self, ended: Outage) -> None:
+        """Tell operations once that an outage is over."""
+        self._alert(f"{ended.source.capitalize()} answers again (unreachable since {ended.since:%H:%M} UTC); "
+                    "incomplete cards are being re-read.", key=f"erp-back:{ended.key}")
 
     async def _handle(self, inbox_id: int, event: SourceEvent, attempts: int) -> None:
         store = self.core.store
@@ -43,7 +85,7 @@ class Ingestor:
             store.defer_event(inbox_id, self.core.clock.now() + RETRY_EVERY, str(error))
             if attempts == 0:
                 self._alert(f"Couldn't process the {event.ref.source} event for {event.ref.key}: {error}. "
-                            "Handoff keeps retrying every minute.", event)
+                            "Handoff keeps retrying every minute.")
             return
         store.settle_event(inbox_id, note, request_id)
         log.info("ingest.settled", extra={"ref": event.ref.key, "note": note, "request_id": request_id})
@@ -51,7 +93,14 @@ class Ingestor:
     async def process(self, event: SourceEvent) -> tuple[str, str | None]:
         core = self.core
         existing = core.store.open_request_for(event.ref)
-        record, incomplete = await enrich(core.connector(event.ref), event, core.enrich_backoff, core.sleep)
+        was_down = core.outages.current(event.ref.source)
+        record, incomplete = await enrich(core.connector(event.ref), event, core.enrich_backoff, core.sleep, core.outages, core.clock.now())
+        outage = core.outages.current(event.ref.source)
+        if outage is not None:
+            self._alert(f"{outage.describe()}. Webhooks are still accepted; cards go out marked incomplete and are "
+                        "re-read when it answers. Check the ERP and the network between it and Handoff.", key=f"erp-down:{outage.key}")
+        elif was_down is not None:
+            self._said_back(was_down)
         if existing is not None:
             return self._update_existing(existing, record, incomplete), existing.id
         if incomplete is None and not record.awaiting_approval:
@@ -91,6 +140,7 @@ class Ingestor:
             request = core.store.create_request(packet, plan, platform_of(core.routing, plan), requester.key if requester else None, now)
             self._log_opening(request, event, plan)
             post_stage_cards(core, Effects(conn, now), request, plan.stages[0])
+        crash_point("after_route")
         core.wake()
         return "request opened", request_id
 
@@ -112,8 +162,9 @@ class Ingestor:
             "roles": [s.role for s in plan.stages], "requester": request.requester,
         })
 
-    def _alert(self, text: str, event: SourceEvent) -> None:
+    def _alert(self, text: str, key: str | None = None) -> None:
+        """A notice to operations; with a `key`, once per key however often it is raised."""
         core = self.core
         with core.store.transaction() as conn:
-            Effects(conn, core.clock.now()).notify(ops_target(core.routing, core.routing.defaults.platform), text)
+            Effects(conn, core.clock.now()).notify(ops_target(core.routing, core.routing.defaults.platform), text, key=key)
         core.wake()
