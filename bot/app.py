@@ -16,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from handoff.bot.channels.slack import SlackChannel, build_bolt_app, slack_handler
 from handoff.bot.config import Settings
+from handoff.bot.console import register_console
 from handoff.bot.core.act import Approvals
 from handoff.bot.core.context import Core
 from handoff.bot.core.deliver import Dispatcher
@@ -28,7 +29,10 @@ from handoff.bot.core.retry import Backoff
 from handoff.bot.core.route import RoutingConfig
 from handoff.bot.allowlist import networks, webhook_allow_list
 from handoff.bot.faults import crash_point
-from handoff.connectors import odoo
+from handoff.bot.metrics import ERP_CALLS, measure, register_metrics
+from handoff.bot.channels.teams import TeamsChannel
+from handoff.bot.channels.teams_bot import messages_handler
+from handoff.connectors import dataverse, odoo
 from handoff.state.store import Store
 
 log = logging.getLogger(__name__)
@@ -93,6 +97,7 @@ SETTINGS = web.AppKey("settings", Settings)
 CORE = web.AppKey("core", Core)
 WORKER = web.AppKey("worker", Worker)
 SLACK = web.AppKey("slack", Callable)
+TEAMS = web.AppKey("teams", Callable)
 
 
 class QuietAccessLogger(AbstractAccessLogger):
@@ -107,20 +112,31 @@ def _json_error(status: int, message: str) -> web.Response:
 
 
 async def odoo_webhook(request: web.Request) -> web.Response:
-    """POST /webhooks/odoo?key=<secret>: store first, then acknowledge."""
+    """POST /webhooks/odoo?key=<secret>: Odoo's webhook action has no signature, so the URL carries the secret."""
     settings = request.app[SETTINGS].odoo
     if settings is None:
         return _json_error(404, "Odoo is not configured on this Handoff (set HANDOFF_ODOO__URL and friends).")
     core = request.app[CORE]
-    return await _ingest(request, settings.webhook_secret.get_secret_value(), lambda body: odoo.parse_webhook(body, settings, core.clock.now()))
-
-
-async def _ingest(request: web.Request, secret: str, parse: Callable[[bytes], SourceEvent]) -> web.Response:
-    core = request.app[CORE]
-    given = request.query.get("key", "")
-    if not hmac.compare_digest(given.encode(), secret.encode()):
+    if not hmac.compare_digest(request.query.get("key", "").encode(), settings.webhook_secret.get_secret_value().encode()):
         log.warning("webhook.refused", extra={"path": request.path, "reason": "wrong or missing key", "remote": request.remote})
         return _json_error(401, "Wrong or missing webhook key: the URL must end with ?key=<the configured webhook secret>.")
+    return await _ingest(request, lambda body: odoo.parse_webhook(body, settings, core.clock.now()))
+
+
+async def dataverse_webhook(request: web.Request) -> web.Response:
+    """POST /webhooks/dataverse: the service endpoint's WebhookKey (`?code=`) or header key is checked while parsing."""
+    settings = request.app[SETTINGS].dataverse
+    if settings is None:
+        return _json_error(404, "Dataverse is not configured on this Handoff (set HANDOFF_DATAVERSE__URL and friends).")
+    core = request.app[CORE]
+    return await _ingest(
+        request, lambda body: dataverse.parse_webhook(body, request.query, request.headers, settings, core.clock.now())
+    )
+
+
+async def _ingest(request: web.Request, parse: Callable[[bytes], SourceEvent]) -> web.Response:
+    """Store first, then acknowledge: a webhook is answered 200 only once it is safe in the inbox."""
+    core = request.app[CORE]
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
@@ -132,7 +148,7 @@ async def _ingest(request: web.Request, secret: str, parse: Callable[[bytes], So
         log.info("webhook.ignored", extra={"path": request.path, "reason": str(ignored)})
         return web.json_response({"status": "ignored", "reason": str(ignored)}, status=202)
     except BadEvent as bad:
-        log.warning("webhook.rejected", extra={"path": request.path, "reason": bad.reason})
+        log.warning("webhook.rejected", extra={"path": request.path, "reason": bad.reason, "status": bad.status})
         return _json_error(bad.status, bad.reason)
     inbox_id, is_new = core.store.accept_event(event)
     crash_point("after_ingest")
@@ -149,6 +165,13 @@ async def slack_events(request: web.Request) -> web.StreamResponse:
     return await handler(request)
 
 
+async def teams_messages(request: web.Request) -> web.StreamResponse:
+    handler = request.app.get(TEAMS)
+    if handler is None:
+        return _json_error(404, "Teams is not configured on this Handoff (set HANDOFF_TEAMS__APP_ID and friends).")
+    return await handler(request)
+
+
 async def healthz(request: web.Request) -> web.Response:
     store = request.app[CORE].store
     from handoff.state import outbox
@@ -161,8 +184,12 @@ def create_app(settings: Settings, routing: RoutingConfig, clock: Clock | None =
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_lifecycle(routing, clock or SystemClock()))
     app.router.add_post("/webhooks/odoo", odoo_webhook)
+    app.router.add_post("/webhooks/dataverse", dataverse_webhook)
     app.router.add_post("/slack/events", slack_events)
+    app.router.add_post("/api/messages", teams_messages)
     app.router.add_get("/healthz", healthz)
+    register_console(app, settings.console, CORE, settings.public_url)
+    register_metrics(app, CORE)
     return app
 
 
@@ -176,6 +203,10 @@ def _lifecycle(routing: RoutingConfig, clock: Clock):
             if settings.odoo:
                 # The core owns retry policy (patient for enrichment, brief for clicks): one attempt per call here.
                 connectors["odoo"] = odoo.OdooConnector(settings.odoo, session, backoff=Backoff(attempts=1))
+            if settings.dataverse:
+                tokens = dataverse.MsalTokenProvider(settings.dataverse, verify=settings.dataverse.ca_bundle)
+                connectors["dataverse"] = dataverse.DataverseConnector(settings.dataverse, session, tokens, backoff=Backoff(attempts=1))
+            connectors = measure(connectors, app[ERP_CALLS])
             core = Core(store=store, routing=routing, connectors=connectors, clock=clock)
             approvals = Approvals(core)
             channels = {}
@@ -191,6 +222,8 @@ def _lifecycle(routing: RoutingConfig, clock: Clock):
             worker.start()
             yield
             await worker.stop()
+            if "teams" in channels:
+                await channels["teams"].close()
         finally:
             await session.close()
             store.close()

@@ -7,6 +7,9 @@ from pathlib import Path
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from handoff.bot.channels.slack import SlackSettings
+from handoff.bot.console.settings import ConsoleSettings
+from handoff.bot.channels.teams import TeamsSettings
+from handoff.connectors.dataverse import DataverseSettings
 from handoff.connectors.odoo import OdooSettings
 
 
@@ -27,4 +30,8 @@ class Settings(BaseSettings):
     # How long a claimed outbox item waits before another attempt when its worker died mid-delivery.
     outbox_lease_s: float = 120
     slack: SlackSettings | None = None
+    # HANDOFF_CONSOLE__TOKEN signs operators in to /console; without it the console answers 503.
+    console: ConsoleSettings = ConsoleSettings()
+    teams: TeamsSettings | None = None
     odoo: OdooSettings | None = None
+    dataverse: DataverseSettings | None = None

@@ -91,6 +91,8 @@ class DataverseSettings(BaseModel):
     webhook_auth: Literal["webhook_key", "http_header"] = "webhook_key"
     webhook_header: str = "x-handoff-key"
     tables: dict[str, TableMapping] = Field(default_factory=lambda: {"purchaseorder": TableMapping()})
+    # A CA bundle for the token endpoint: a private PKI, a TLS-inspecting proxy, or the local fake's certificate.
+    ca_bundle: str | None = None
 
     @field_validator("url", "authority_host")
     @classmethod
