@@ -12,7 +12,6 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from handoff.bot.core import status
 from handoff.bot.core.context import Core
 from handoff.bot.core.errors import ChatError, ChatRateLimited
 from handoff.bot.core.events import Event
@@ -113,6 +112,8 @@ def _identity(body: dict) -> ChatIdentity:
 
 def build_bolt_app(settings: SlackSettings, client: AsyncWebClient, approvals: Approvals, channel: SlackChannel, core: Core) -> AsyncApp:
     """The bolt app: signature checks (5-minute window), ack within 3 s, then the work."""
+    from . import slack_commands as commands  # it builds on this module, so it is imported once this one is complete
+
     app = AsyncApp(
         signing_secret=settings.signing_secret.get_secret_value(),
         client=client,
@@ -177,27 +178,21 @@ def build_bolt_app(settings: SlackSettings, client: AsyncWebClient, approvals: A
     async def on_ask_submit(ack, body, view):
         await submit(ack, body, view, Verb.ASK_INFO, "Please write your question.")
 
-    @app.command("/handoff")
-    async def on_command(ack, command):
-        person = approvals.person_for(ChatIdentity(platform="slack", user_id=command["user_id"]))
-        await ack(text=status.answer(core, person, command.get("text", "")))
-
     @app.event("app_mention")
     async def on_mention(body, event):
         if not core.store.first_delivery(f"slack:{body['event_id']}"):
             return  # Slack retried a delivery we already answered
-        person = approvals.person_for(ChatIdentity(platform="slack", user_id=event["user"]))
-        question = event.get("text", "").split(">", 1)[-1]
+        text, blocks = commands.reply(core, approvals, event["user"], event.get("text", "").split(">", 1)[-1])
         await channel.call("chat.postMessage", channel=event["channel"], thread_ts=event.get("thread_ts") or event["ts"],
-                            text=escape_mrkdwn(status.answer(core, person, question)))
+                            text=escape_mrkdwn(text), **({"blocks": blocks} if blocks else {}))
 
     @app.event("message")
     async def on_message(body, event):
         if event.get("subtype") or event.get("bot_id") or not core.store.first_delivery(f"slack:{body['event_id']}"):
             return
         if event.get("channel_type") == "im":
-            person = approvals.person_for(ChatIdentity(platform="slack", user_id=event["user"]))
-            await channel.call("chat.postMessage", channel=event["channel"], text=escape_mrkdwn(status.answer(core, person, event.get("text", ""))))
+            text, blocks = commands.reply(core, approvals, event["user"], event.get("text", ""))
+            await channel.call("chat.postMessage", channel=event["channel"], text=escape_mrkdwn(text), **({"blocks": blocks} if blocks else {}))
             return
         thread = event.get("thread_ts")
         request_id = core.store.request_for_message(event["channel"], thread) if thread else None
@@ -209,6 +204,7 @@ def build_bolt_app(settings: SlackSettings, client: AsyncWebClient, approvals: A
             Effects(conn, core.clock.now()).update_cards(request_id)
         core.wake()
 
+    commands.register_commands(app, core, approvals, channel)
     return app
 
 

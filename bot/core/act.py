@@ -27,7 +27,8 @@ from .models import (
     Verb,
     Vote,
 )
-from .route import can_decide, members, person_for_identity
+from . import delegation
+from .route import members, person_for_identity
 from .view import card_view, role_label
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ class Approvals:
                 message=f"You can't approve your own request. {request.reference} stays with "
                 f"{role_label(request.plan.stages[request.stage].role)}.",
             )
-        if not can_decide(core.routing, request.plan.stages[request.stage], person):
+        if not delegation.may_decide(core, request, person):
             return ActionResult(
                 outcome=Outcome.NOT_AN_APPROVER,
                 message=f"Only {role_label(request.plan.stages[request.stage].role)} can decide stage "
@@ -244,7 +245,7 @@ def post_stage_cards(core: Core, effects: Effects, request: RequestState, stage:
     from .route import ops_target, targets_for_stage
 
     exclude = {request.requester} if request.requester else set()
-    targets = targets_for_stage(core.routing, request.plan, stage, exclude)
+    targets = targets_for_stage(core.routing, request.plan, stage, exclude, delegation.active(core))
     for target in targets:
         effects.post_card(request.id, stage.index, target)
     if not targets:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from decimal import Decimal
 
 from .errors import ConfigError, HandoffError
@@ -226,8 +227,13 @@ def platform_of(config: RoutingConfig, plan: RoutePlan) -> Platform:
     return config.platform_for(rule) if rule is not None else config.defaults.platform
 
 
-def targets_for_stage(config: RoutingConfig, plan: RoutePlan, stage: StagePlan, exclude: set[str]) -> list[Target]:
-    """Where a stage's cards go; [] when nobody outside `exclude` (the requester) could decide it."""
+def targets_for_stage(
+    config: RoutingConfig, plan: RoutePlan, stage: StagePlan, exclude: set[str], delegates: Mapping[str, str] | None = None
+) -> list[Target]:
+    """Where a stage's cards go; [] when nobody outside `exclude` (the requester) could decide it.
+
+    A DM stage also reaches the active delegate (`delegates`: delegator key -> delegate key) of each member.
+    """
     platform = platform_of(config, plan)
     eligible = [p for p in members(config, stage.role) if p.key not in exclude]
     if not eligible:
@@ -236,9 +242,11 @@ def targets_for_stage(config: RoutingConfig, plan: RoutePlan, stage: StagePlan, 
         spec = config.channels.get(stage.channel or "")
         address = spec.address(platform) if spec else None
         return [Target(platform=platform, kind="channel", address=address)] if address else []
+    stand_ins = [config.people[d] for p in eligible if (d := (delegates or {}).get(p.key)) in config.people]
+    reached = {p.key: p for p in eligible + stand_ins if p.key not in exclude}
     return [
         Target(platform=platform, kind="dm", address=getattr(p, platform), person=p.key)
-        for p in eligible
+        for p in reached.values()
         if getattr(p, platform)
     ]
 

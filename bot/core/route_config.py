@@ -99,6 +99,8 @@ class Rule(Frozen):
     business_units: NonEmpty[str] | None = None
     platform: Platform | None = None
     policy_notes: tuple[str, ...] = ()
+    # Its requests may be approved together from a person's pending inbox ("Approve all N"), each still checked.
+    bulk_approve: bool = False
     stages: tuple[StageSpec, ...] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -53,6 +53,8 @@ def sentence(entry: Entry, name_of: NameOf) -> str | None:
             return f"{who} answered: “{body['answer']}”"
         case Event.DRIFT_DETECTED:
             return f"Record changed in the ERP before a decision counted: {'; '.join(body['changes'])}"
+        case Event.STAGE_REASSIGNED:
+            return f"{who} reassigned stage {body['stage'] + 1} to {name_of(body['to'])}"
         case Event.STAGE_COMPLETED:
             return f"Stage {body['stage'] + 1} {body['outcome']}"
         case Event.ERP_UPDATED:
