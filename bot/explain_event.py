@@ -25,6 +25,11 @@ def facts_from_event(path: Path) -> RouteFacts:
         body = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise ConfigError(f"Can't read {path} as JSON ({error}). Pass a webhook body or a JSON object of route facts.") from None
+    return facts_from_body(body, str(path))
+
+
+def facts_from_body(body: object, path: str) -> RouteFacts:
+    """Route facts from parsed JSON; `path` names where it came from in error messages."""
     if not isinstance(body, dict):
         raise ConfigError(f"{path} holds JSON but not an object. Pass a webhook body or a JSON object of route facts.")
     if "_model" in body:  # Odoo "Send Webhook Notification" body
