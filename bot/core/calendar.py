@@ -73,6 +73,9 @@ class BusinessCalendar(Frozen):
                 yield max(opens, since), closes
         raise ValueError(f"the calendar in {self.time_zone} has no working time in the next {_HORIZON_DAYS} days")
 
+    def local_date(self, at: datetime) -> date:
+        return at.astimezone(ZoneInfo(self.time_zone)).date()
+
     def is_working(self, at: datetime) -> bool:
         return self.next_working(at) == at
 

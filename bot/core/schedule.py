@@ -1,0 +1,154 @@
+"""The scheduler: reminders at SLA points, escalation past the SLA, stall alerts and the daily digest, from stored due times."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+
+from handoff.state.schedule_store import DueStage, ScheduleStore
+
+from .context import Core
+from .effects import Effects
+from .events import Event
+from .models import Delivery, RequestState, RequestStatus, StagePlan, Target
+from .route import members, targets_for_stage
+from .stalls import AlertChannel, Stalls, calendar_of
+from .view import role_label
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    """Run by the worker on every round; everything it knows is in the database, so a restart loses nothing."""
+
+    def __init__(self, core: Core, channels: Mapping[str, AlertChannel], batch: int = 200) -> None:
+        self.core = core
+        self.due = ScheduleStore(core.store)
+        self.stalls = Stalls(core, self.due, channels)
+        self.batch = batch
+
+    async def tick(self) -> int:
+        """Plan new stages, fire due steps, refresh alerts and the digest; returns how many things happened."""
+        now = self.core.clock.now()
+        done = self._plan(now) + self._fire(now) + self.stalls.scan(now) + self.stalls.digest(now)
+        done += await self.stalls.sync(now)
+        if done:
+            self.core.wake()
+        return done
+
+    def fractions(self) -> list[float]:
+        return sorted({*self.core.routing.defaults.reminders, 1.0})
+
+    def fraction(self, step: int) -> float:
+        """The SLA fraction of a step; past the configured points, one more step per SLA, for as long as it waits."""
+        points = self.fractions()
+        return points[step] if step < len(points) else points[-1] + (step - len(points) + 1)
+
+    def due_at(self, request: RequestState, stage: StagePlan, started_at: datetime, step: int) -> datetime:
+        return calendar_of(self.core, request).add(started_at, self.fraction(step) * stage.sla_hours)
+
+    def _plan(self, now: datetime) -> int:
+        store = self.core.store
+        planned = self.due.unplanned(self.batch)
+        with store.transaction():
+            for row in planned:
+                request = store.get_request(row.request_id)
+                if request is None or request.status is not RequestStatus.OPEN:
+                    self.due.set_due(row.request_id, row.stage, None, 0)
+                    continue
+                stage = request.plan.stages[row.stage]
+                self.due.set_due(row.request_id, row.stage, self.due_at(request, stage, row.started_at, 0), 0)
+        return 0  # planning alone sends nothing, so it must not make the worker spin
+
+    def _fire(self, now: datetime) -> int:
+        fired = 0
+        for row in self.due.due(now, self.batch):
+            with self.core.store.transaction() as conn:
+                fired += self._step(Effects(conn, now), row, now)
+        return fired
+
+    def _step(self, effects: Effects, row: DueStage, now: datetime) -> int:
+        store = self.core.store
+        request = store.get_request(row.request_id)
+        if request is None or request.status is not RequestStatus.OPEN or request.stage != row.stage:
+            self.due.set_due(row.request_id, row.stage, None, row.step)  # it moved without the stage row knowing
+            return 0
+        stage = request.plan.stages[row.stage]
+        fraction = self.fraction(row.step)
+        done = 0
+        if fraction >= 1.0 and self.stalls.stalled(effects, request, now):
+            done += 1
+            done += self._escalate(effects, request, stage, now)
+        sent, later = self._remind(effects, request, stage, row, now)
+        if later is not None:
+            self.due.set_due(request.id, stage.index, later, row.step)  # someone's night: same step, their morning
+        else:
+            self.due.set_due(request.id, stage.index, self.due_at(request, stage, row.started_at, row.step + 1), row.step + 1)
+        log.info("schedule.step", extra={"request_id": request.id, "stage": stage.index, "step": row.step,
+                                         "fraction": fraction, "reminded": sent})
+        return done + sent
+
+    def _recipients(self, request: RequestState, stage: StagePlan) -> list[tuple[str, str | None, Target | None]]:
+        """(who, time zone, DM target) per reminder: each undecided approver's DM, or the channel card's thread."""
+        if stage.delivery is Delivery.CHANNEL:
+            return [(f"#{stage.channel}", None, None)]
+        voted = {v.person for v in self.core.store.votes(request.id, stage.index)}
+        return [
+            (target.person or target.address, getattr(self.core.routing.people.get(target.person or ""), "time_zone", None), target)
+            for target in targets_for_stage(self.core.routing, request.plan, stage, {request.requester or ""} | voted)
+        ]
+
+    def _remind(self, effects: Effects, request: RequestState, stage: StagePlan, row: DueStage, now: datetime) -> tuple[int, datetime | None]:
+        fraction = self.fraction(row.step)
+        if fraction not in self.core.routing.defaults.reminders and row.step < len(self.fractions()):
+            return 0, None
+        calendar, sent, later = calendar_of(self.core, request), 0, None
+        text = self.reminder_text(request, stage, row.started_at, now)
+        for who, zone, target in self._recipients(request, stage):
+            local = calendar.in_zone(zone)
+            if not local.is_working(now):
+                wake = local.next_working(now)
+                later = wake if later is None else min(later, wake)
+                continue
+            if not self.due.remind_once(request.id, stage.index, row.step, who, now):
+                continue
+            if target is None:
+                effects.thread(request.id, text)
+            else:
+                effects.notify(target, text, request.id, key=f"remind:{request.id}:{stage.index}:{row.step}:{who}")
+            sent += 1
+        return sent, later
+
+    def reminder_text(self, request: RequestState, stage: StagePlan, started_at: datetime, now: datetime) -> str:
+        record = request.packet.record
+        waited = calendar_of(self.core, request).hours_between(started_at, now)
+        return (
+            f"Reminder: {record.reference} ({record.vendor}, {record.amount:,.2f} {record.currency}) has waited "
+            f"{waited:.0f} business hours for {role_label(stage.role)} (SLA {stage.sla_hours:g} h). "
+            "Approve or reject it on its card, or ask for info there."
+        )
+
+    def _escalate(self, effects: Effects, request: RequestState, stage: StagePlan, now: datetime) -> int:
+        if stage.escalate_to is None or not self.due.mark_escalated(request.id, stage.index, now):
+            return 0
+        # The escalation role is told personally, whatever the stage's own delivery.
+        escalated = stage.model_copy(update={"role": stage.escalate_to, "delivery": Delivery.DM})
+        targets = targets_for_stage(self.core.routing, request.plan, escalated, {request.requester or ""})
+        for target in targets:
+            effects.post_card(request.id, stage.index, target)
+        self.core.store.log(request.id, Event.STAGE_ESCALATED, "handoff", {
+            "stage": stage.index, "from": stage.role, "to": stage.escalate_to, "sla_hours": stage.sla_hours,
+            "people": [p.key for p in members(self.core.routing, stage.escalate_to)],
+        })
+        effects.update_cards(request.id)
+        log.info("schedule.escalated", extra={"request_id": request.id, "stage": stage.index, "to": stage.escalate_to})
+        return 1
+
+
+def may_decide_escalated(core: Core, request: RequestState, person_key: str) -> bool:
+    """Whether the person belongs to the escalation role of a stage that was escalated."""
+    stage = request.plan.stages[request.stage]
+    if stage.escalate_to is None or not ScheduleStore(core.store).is_escalated(request.id, stage.index):
+        return False
+    return any(p.key == person_key for p in members(core.routing, stage.escalate_to))

@@ -1,0 +1,218 @@
+"""Stall alerts in the ops channel — one per stall, updated in place as it ages, resolved when it moves — and the daily digest."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from handoff.state import outbox
+from handoff.state.schedule_store import Alert, ScheduleStore
+
+from .calendar import BusinessCalendar
+from .context import Core
+from .effects import Effects
+from .errors import ChatError, ChatRateLimited
+from .events import Event
+from .models import Delivery, RequestState, RequestStatus, Target
+from .route import members, ops_target
+from .view import clock_time, role_label
+
+log = logging.getLogger(__name__)
+
+# A write-back still failing after this many tries is worth a human's look, though Handoff keeps retrying.
+STUCK_WRITE_ATTEMPTS = 3
+ALERT_RETRY = timedelta(minutes=1)
+
+
+class AlertChannel(Protocol):
+    """What stall alerts need from a chat platform: post a message and keep a handle to edit it later."""
+
+    async def post_alert(self, target: Target, text: str) -> tuple[str, str]:
+        """Post `text` to `target`; return (conversation, message id)."""
+
+    async def update_alert(self, conversation: str, message_id: str, text: str) -> None: ...
+
+
+def calendar_of(core: Core, request: RequestState) -> BusinessCalendar:
+    """The calendar an SLA is counted in: the request's region's, else the default."""
+    return core.routing.calendar_for(request.packet.record.region)
+
+
+def stage_subject(request_id: str, stage: int) -> str:
+    return f"stage:{request_id}:{stage}"
+
+
+def _span(delta: timedelta) -> str:
+    hours = int(delta.total_seconds() // 3600)
+    return f"{hours} h" if hours < 48 else f"{hours // 24} days"
+
+
+class Stalls:
+    def __init__(self, core: Core, due: ScheduleStore, channels: Mapping[str, AlertChannel]) -> None:
+        self.core = core
+        self.due = due
+        self.channels = channels
+
+    # ---- stalled stages
+
+    def stalled(self, effects: Effects, request: RequestState, now: datetime) -> bool:
+        """Record the stall of the request's current stage once: the event, the what-changed reply, the alert."""
+        subject = stage_subject(request.id, request.stage)
+        if self.due.alert(subject) is not None:
+            return False
+        self.due.raise_alert(subject, request.id, self.stage_text(request, now), now)
+        self.core.store.log(request.id, Event.REQUEST_STALLED, "handoff", {
+            "stage": request.stage, "role": request.plan.stages[request.stage].role,
+            "sla_hours": request.plan.stages[request.stage].sla_hours,
+        })
+        effects.what_changed(request.id)
+        log.warning("schedule.stalled", extra={"request_id": request.id, "stage": request.stage})
+        return True
+
+    def _started(self, request: RequestState, stage: int) -> datetime:
+        found = next((s.started_at for s in self.core.store.stages(request.id) if s.stage == stage), None)
+        return found or request.created_at
+
+    def stage_text(self, request: RequestState, now: datetime) -> str:
+        """What is stuck, where, for how long, who holds it, and the next action."""
+        core, stage = self.core, request.plan.stages[request.stage]
+        record, started = request.packet.record, self._started(request, request.stage)
+        waited = calendar_of(core, request).hours_between(started, now)
+        holders = [p.name for p in members(core.routing, stage.role) if p.key != request.requester]
+        where = f"#{stage.channel}" if stage.delivery is Delivery.CHANNEL else "their DMs"
+        lines = [
+            f"Stalled: {record.reference} ({record.vendor}, {record.amount:,.2f} {record.currency}) has waited "
+            f"{waited:.0f} business hours (SLA {stage.sla_hours:g} h) since {clock_time(started)}, "
+            f"{_span(now - started)} in all.",
+            f"Where: stage {request.stage + 1} of {len(request.plan.stages)}, {role_label(stage.role)} in {where}; "
+            f"held by {', '.join(holders) or 'nobody'}.",
+        ]
+        if self.due.is_escalated(request.id, request.stage) and stage.escalate_to:
+            lines.append(f"Escalated to {role_label(stage.escalate_to)}.")
+        if not any(c.stage == request.stage for c in core.store.cards(request.id)):
+            lines.append(
+                f"Next: nobody received the card, so routing failed. Fix role '{stage.role}' in the routing config "
+                f"(`handoff routes check`), then `handoff outbox list` to see what is waiting."
+            )
+        else:
+            lines.append(f"Next: approve, ping or reassign — `/handoff status {record.reference}`.")
+        return "\n".join(lines)
+
+    # ---- the scan: age open alerts, resolve what moved, open the ones for failed deliveries
+
+    def scan(self, now: datetime) -> int:
+        changed = 0
+        with self.core.store.transaction():
+            for alert in self.due.open_alerts():
+                changed += self._refresh(alert, now)
+            for subject, request_id, text in self._failures(now):
+                changed += self.due.raise_alert(subject, request_id, text, now)
+        return changed
+
+    def _refresh(self, alert: Alert, now: datetime) -> int:
+        kind, _, key = alert.subject.partition(":")
+        text = self._still_stuck(kind, key, now)
+        if text is None:
+            self.due.resolve_alert(alert.subject, f"Resolved after {_span(now - alert.opened_at)}: {self._moved(kind, key)}", now)
+            return 1
+        return self.due.raise_alert(alert.subject, alert.request_id, text, now)
+
+    def _still_stuck(self, kind: str, key: str, now: datetime) -> str | None:
+        """The alert's current text, or None when it is no longer stuck."""
+        if kind == "stage":
+            request_id, _, stage = key.rpartition(":")
+            request = self.core.store.get_request(request_id)
+            open_here = request is not None and request.status is RequestStatus.OPEN and request.stage == int(stage)
+            return self.stage_text(request, now) if open_here else None
+        return next((text for subject, _, text in self._failures(now) if subject == f"{kind}:{key}"), None)
+
+    def _moved(self, kind: str, key: str) -> str:
+        if kind == "stage":
+            request = self.core.store.get_request(key.rpartition(":")[0])
+            if request is None:
+                return "the request is gone."
+            where = (f"now at stage {request.stage + 1}, {role_label(request.plan.stages[request.stage].role)}"
+                     if request.status is RequestStatus.OPEN else request.status.value.replace("_", " "))
+            return f"{request.reference} moved on ({where})."
+        return {"dead": f"dead letter #{key} was retried or dropped.", "failed": "the request left the failed state.",
+                "write": f"the write-back (outbox #{key}) went through or was set aside."}[kind]
+
+    def _failures(self, now: datetime) -> list[tuple[str, str | None, str]]:
+        """(subject, request id, text) for each dead letter, failed write-back and write-back that keeps failing."""
+        store = self.core.store
+        found = []
+        for item in outbox.items(store.conn, "dead"):
+            found.append((f"dead:{item.id}", item.request_id,
+                          f"Dead letter #{item.id}: a {item.kind.replace('_', ' ')} for {self._reference(item.request_id)} "
+                          f"failed and was set aside: {item.last_error}.\nNext: fix the cause, then "
+                          f"`handoff outbox retry {item.id}` (or `handoff outbox drop {item.id}` with a reason)."))
+        for request in store.requests_by_status(RequestStatus.FAILED):
+            error = next((e.body.get("error") for e in reversed(store.narrative(request.id)) if e.event == Event.ERP_WRITE_FAILED), None)
+            erp = request.ref.source.capitalize()
+            found.append((f"failed:{request.id}", request.id,
+                          f"Write-back failed: {request.reference} was decided here but {erp} refused it: {error}.\n"
+                          f"Next: fix the record in {erp} and decide it there, or `/handoff status {request.reference}` for the story."))
+        for item_id, request_id, attempts, error in self.due.stuck_writes(STUCK_WRITE_ATTEMPTS):
+            found.append((f"write:{item_id}", request_id,
+                          f"Write-back keeps failing: {self._reference(request_id)} has failed {attempts} times "
+                          f"(last: {error}); Handoff keeps retrying.\nNext: check that the ERP is reachable and its "
+                          f"credentials work; `handoff outbox list` shows item #{item_id}."))
+        return found
+
+    def _reference(self, request_id: str | None) -> str:
+        request = self.core.store.get_request(request_id) if request_id else None
+        return request.reference if request else "an alert"
+
+    # ---- delivery of alerts: posted once, then edited in place
+
+    def _target(self, alert: Alert) -> Target:
+        request = self.core.store.get_request(alert.request_id) if alert.request_id else None
+        return ops_target(self.core.routing, request.platform if request else self.core.routing.defaults.platform)
+
+    async def sync(self, now: datetime) -> int:
+        sent = 0
+        for alert in self.due.unsent_alerts(now, 50):
+            target = self._target(alert)
+            channel = self.channels.get(alert.platform or target.platform)
+            if channel is None:
+                log.error("alert.no_channel", extra={"alert": alert.id, "platform": target.platform})
+                self.due.retry_alert(alert, now + ALERT_RETRY)
+                continue
+            try:
+                if alert.message_id and alert.conversation:
+                    await channel.update_alert(alert.conversation, alert.message_id, alert.text)
+                    conversation, message_id = alert.conversation, alert.message_id
+                else:
+                    conversation, message_id = await channel.post_alert(target, alert.text)
+            except ChatRateLimited as error:
+                self.due.retry_alert(alert, now + timedelta(seconds=error.retry_after))
+                continue
+            except ChatError as error:
+                log.warning("alert.retry", extra={"alert": alert.id, "error": str(error)})
+                self.due.retry_alert(alert, now + ALERT_RETRY)
+                continue
+            with self.core.store.transaction():
+                self.due.alert_sent(alert, alert.platform or target.platform, conversation, message_id)
+            sent += 1
+        return sent
+
+    # ---- the daily digest
+
+    def digest(self, now: datetime) -> int:
+        """Once per working day of the default calendar: open requests by business unit and exception type."""
+        calendar = self.core.routing.calendar_for(None)
+        rows = self.due.aging()
+        if not rows or not calendar.is_working(now):
+            return 0
+        with self.core.store.transaction() as conn:
+            if not self.due.digest_once(calendar.local_date(now), now):
+                return 0
+            total = sum(count for _, _, count, _ in rows)
+            lines = [f"Daily exception aging: {total} open request(s)."]
+            lines += [f"• {unit or 'no business unit'} · {kind or 'no exception'}: {count} open, oldest waiting "
+                      f"{_span(now - oldest)}" for unit, kind, count, oldest in rows]
+            lines.append("Ask `/handoff status <reference>` for any of them.")
+            Effects(conn, now).notify(ops_target(self.core.routing, self.core.routing.defaults.platform), "\n".join(lines))
+        return 1

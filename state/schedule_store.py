@@ -1,0 +1,170 @@
+"""The scheduler's tables: stage due times, reminders sent, one alert per stall, daily digests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from .store import Store
+
+# A stage that no longer needs the scheduler keeps a due time nobody reaches, so it never shows up as due or unplanned.
+NEVER = "9999-12-31T00:00:00.000000+00:00"
+
+
+def _ts(at: datetime) -> str:
+    return at.isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class DueStage:
+    request_id: str
+    stage: int
+    step: int
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class Alert:
+    id: int
+    subject: str
+    request_id: str | None
+    text: str
+    opened_at: datetime
+    platform: str | None
+    conversation: str | None
+    message_id: str | None
+
+
+class ScheduleStore:
+    """Synchronous, short methods over the Store's connection; callers group them with `store.transaction()`."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @property
+    def conn(self):
+        return self.store.conn
+
+    # ---- stage due times
+
+    def unplanned(self, limit: int) -> list[DueStage]:
+        rows = self.conn.execute(
+            "SELECT request_id, stage, due_step, started_at FROM stages WHERE status = 'pending' AND due_at IS NULL LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [DueStage(r[0], r[1], r[2], datetime.fromisoformat(r[3])) for r in rows if r[3]]
+
+    def due(self, now: datetime, limit: int) -> list[DueStage]:
+        rows = self.conn.execute(
+            "SELECT request_id, stage, due_step, started_at FROM stages"
+            " WHERE status = 'pending' AND due_at IS NOT NULL AND due_at <= ? ORDER BY due_at LIMIT ?",
+            (_ts(now), limit),
+        ).fetchall()
+        return [DueStage(r[0], r[1], r[2], datetime.fromisoformat(r[3])) for r in rows]
+
+    def set_due(self, request_id: str, stage: int, due_at: datetime | None, step: int) -> None:
+        """Schedule the stage's next step; None retires it for good."""
+        self.conn.execute(
+            "UPDATE stages SET due_at = ?, due_step = ? WHERE request_id = ? AND stage = ?",
+            (_ts(due_at) if due_at else NEVER, step, request_id, stage),
+        )
+
+    def next_due(self) -> datetime | None:
+        """The earliest scheduled step of any pending stage."""
+        row = self.conn.execute(
+            "SELECT MIN(due_at) FROM stages WHERE status = 'pending' AND due_at IS NOT NULL AND due_at < ?", (NEVER,)
+        ).fetchone()
+        return datetime.fromisoformat(row[0]) if row[0] else None
+
+    def remind_once(self, request_id: str, stage: int, step: int, recipient: str, now: datetime) -> bool:
+        """True the first time a recipient is reminded at this step."""
+        cursor = self.conn.execute(
+            "INSERT OR IGNORE INTO reminders (request_id, stage, step, recipient, sent_at) VALUES (?,?,?,?,?)",
+            (request_id, stage, step, recipient, _ts(now)),
+        )
+        return cursor.rowcount == 1
+
+    def mark_escalated(self, request_id: str, stage: int, now: datetime) -> bool:
+        cursor = self.conn.execute(
+            "UPDATE stages SET escalated_at = ? WHERE request_id = ? AND stage = ? AND escalated_at IS NULL",
+            (_ts(now), request_id, stage),
+        )
+        return cursor.rowcount == 1
+
+    def is_escalated(self, request_id: str, stage: int) -> bool:
+        row = self.conn.execute(
+            "SELECT escalated_at FROM stages WHERE request_id = ? AND stage = ?", (request_id, stage)
+        ).fetchone()
+        return bool(row and row[0])
+
+    # ---- alerts: one per stall, updated in place
+
+    _ALERT = "id, subject, request_id, text, opened_at, platform, conversation, message_id"
+
+    @staticmethod
+    def _alert(row: tuple) -> Alert:
+        return Alert(row[0], row[1], row[2], row[3], datetime.fromisoformat(row[4]), row[5], row[6], row[7])
+
+    def alert(self, subject: str) -> Alert | None:
+        row = self.conn.execute(f"SELECT {self._ALERT} FROM alerts WHERE subject = ?", (subject,)).fetchone()
+        return self._alert(row) if row else None
+
+    def raise_alert(self, subject: str, request_id: str | None, text: str, now: datetime) -> bool:
+        """Open (or reopen) the alert for `subject`, or change its text; True when the chat copy must change."""
+        cursor = self.conn.execute(
+            "INSERT INTO alerts (subject, request_id, text, opened_at, next_try_at) VALUES (?,?,?,?,?)"
+            " ON CONFLICT (subject) DO UPDATE SET text = excluded.text, resolved_at = NULL, dirty = 1,"
+            " next_try_at = excluded.next_try_at WHERE alerts.text != excluded.text OR alerts.resolved_at IS NOT NULL",
+            (subject, request_id, text, _ts(now), _ts(now)),
+        )
+        return cursor.rowcount == 1
+
+    def resolve_alert(self, subject: str, text: str, now: datetime) -> None:
+        self.conn.execute(
+            "UPDATE alerts SET text = ?, resolved_at = ?, dirty = 1, next_try_at = ? WHERE subject = ? AND resolved_at IS NULL",
+            (text, _ts(now), _ts(now), subject),
+        )
+
+    def open_alerts(self) -> list[Alert]:
+        rows = self.conn.execute(f"SELECT {self._ALERT} FROM alerts WHERE resolved_at IS NULL").fetchall()
+        return [self._alert(r) for r in rows]
+
+    def unsent_alerts(self, now: datetime, limit: int) -> list[Alert]:
+        rows = self.conn.execute(
+            f"SELECT {self._ALERT} FROM alerts WHERE dirty = 1 AND next_try_at <= ? ORDER BY next_try_at LIMIT ?",
+            (_ts(now), limit),
+        ).fetchall()
+        return [self._alert(r) for r in rows]
+
+    def alert_sent(self, alert: Alert, platform: str, conversation: str | None, message_id: str | None) -> None:
+        # Only the text that was sent is clean: a change made meanwhile keeps the alert dirty.
+        self.conn.execute(
+            "UPDATE alerts SET platform = ?, conversation = ?, message_id = ?, dirty = CASE WHEN text = ? THEN 0 ELSE 1 END"
+            " WHERE id = ?",
+            (platform, conversation, message_id, alert.text, alert.id),
+        )
+
+    def retry_alert(self, alert: Alert, at: datetime) -> None:
+        self.conn.execute("UPDATE alerts SET next_try_at = ? WHERE id = ?", (_ts(at), alert.id))
+
+    # ---- the daily digest
+
+    def digest_once(self, day: date, now: datetime) -> bool:
+        cursor = self.conn.execute("INSERT OR IGNORE INTO digests (day, sent_at) VALUES (?,?)", (day.isoformat(), _ts(now)))
+        return cursor.rowcount == 1
+
+    def aging(self) -> list[tuple[str | None, str | None, int, datetime]]:
+        """Open requests per (business unit, exception type): how many, and when the oldest arrived."""
+        rows = self.conn.execute(
+            "SELECT business_unit, exception_type, COUNT(*), MIN(created_at) FROM requests WHERE status = 'open'"
+            " GROUP BY business_unit, exception_type ORDER BY MIN(created_at)"
+        ).fetchall()
+        return [(r[0], r[1], r[2], datetime.fromisoformat(r[3])) for r in rows]
+
+    def stuck_writes(self, attempts: int) -> list[tuple[int, str, int, str | None]]:
+        """ERP write-backs still retrying after `attempts` tries: (outbox id, request id, attempts, last error)."""
+        return self.conn.execute(
+            "SELECT id, request_id, attempts, last_error FROM outbox WHERE status = 'pending' AND kind = 'erp_write'"
+            " AND attempts >= ?",
+            (attempts,),
+        ).fetchall()
