@@ -27,6 +27,7 @@ from handoff.bot.core.ports import Clock, SystemClock
 from handoff.bot.core.reconcile import Reconciler
 from handoff.bot.core.retry import Backoff
 from handoff.bot.core.route import RoutingConfig
+from handoff.bot.core.schedule import Scheduler
 from handoff.bot.allowlist import networks, webhook_allow_list
 from handoff.bot.faults import crash_point
 from handoff.bot.metrics import ERP_CALLS, measure, register_metrics
@@ -46,6 +47,7 @@ class Worker:
     dispatcher: Dispatcher
     tick_s: float = 1.0
     reconciler: Reconciler | None = None
+    scheduler: Scheduler | None = None
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     quiet: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task | None = None
@@ -70,7 +72,8 @@ class Worker:
 
     async def run_once(self) -> int:
         polled = await self.reconciler.maybe_tick() if self.reconciler else 0
-        return polled + await self.ingestor.drain() + await self.dispatcher.drain()
+        scheduled = await self.scheduler.tick() if self.scheduler else 0
+        return polled + await self.ingestor.drain() + scheduled + await self.dispatcher.drain()
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -216,7 +219,8 @@ def _lifecycle(routing: RoutingConfig, clock: Clock):
                 channels["slack"] = SlackChannel(client)
                 app[SLACK] = slack_handler(build_bolt_app(settings.slack, client, approvals, channels["slack"], core))
             worker = Worker(Ingestor(core), Dispatcher(core, approvals, channels, lease=timedelta(seconds=settings.outbox_lease_s)),
-                            reconciler=Reconciler(core, timedelta(seconds=settings.reconcile_every_s)))
+                            reconciler=Reconciler(core, timedelta(seconds=settings.reconcile_every_s)),
+                            scheduler=Scheduler(core, channels))
             core.wake = worker.wake
             app[CORE], app[WORKER] = core, worker
             worker.start()

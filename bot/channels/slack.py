@@ -94,6 +94,15 @@ class SlackChannel:
     async def notify(self, target: Target, text: str) -> None:
         await self.call("chat.postMessage", channel=await self._conversation(target), text=escape_mrkdwn(text))
 
+    async def post_alert(self, target: Target, text: str) -> tuple[str, str]:
+        """Post a stall alert; (channel, ts) is what chat.update needs to edit it later."""
+        sent = await self.call("chat.postMessage", channel=await self._conversation(target), text=escape_mrkdwn(text))
+        return sent["channel"], sent["ts"]
+
+    async def update_alert(self, conversation: str, message_id: str, text: str) -> None:
+        # chat.update takes the channel id and ts chat.postMessage returned (https://api.slack.com/methods/chat.update).
+        await self.call("chat.update", channel=conversation, ts=message_id, text=escape_mrkdwn(text))
+
     async def whisper(self, channel: str, user: str, text: str) -> None:
         """A private reply to one person in a channel (ephemeral): refusals, confirmations."""
         await self.call("chat.postEphemeral", channel=channel, user=user, text=escape_mrkdwn(text))

@@ -29,6 +29,7 @@ from .models import (
 )
 from . import delegation
 from .route import members, person_for_identity
+from .schedule import may_decide_escalated
 from .view import card_view, role_label
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ class Approvals:
                 message=f"You can't approve your own request. {request.reference} stays with "
                 f"{role_label(request.plan.stages[request.stage].role)}.",
             )
-        if not delegation.may_decide(core, request, person):
+        if not (delegation.may_decide(core, request, person) or may_decide_escalated(core, request, person.key)):
             return ActionResult(
                 outcome=Outcome.NOT_AN_APPROVER,
                 message=f"Only {role_label(request.plan.stages[request.stage].role)} can decide stage "

@@ -55,6 +55,10 @@ def sentence(entry: Entry, name_of: NameOf) -> str | None:
             return f"Record changed in the ERP before a decision counted: {'; '.join(body['changes'])}"
         case Event.STAGE_REASSIGNED:
             return f"{who} reassigned stage {body['stage'] + 1} to {name_of(body['to'])}"
+        case Event.REQUEST_STALLED:
+            return f"Stalled: stage {body['stage'] + 1} passed its {body['sla_hours']:g} h SLA waiting for {role_label(body['role'])}"
+        case Event.STAGE_ESCALATED:
+            return f"Escalated stage {body['stage'] + 1} to {role_label(body['to'])}"
         case Event.STAGE_COMPLETED:
             return f"Stage {body['stage'] + 1} {body['outcome']}"
         case Event.ERP_UPDATED:
@@ -90,6 +94,9 @@ def headline(
             waiting += f": {approvals} of {stage.quorum} approvals"
         elif stage.mode is StageMode.ALL:
             waiting += f": {approvals} approvals so far, every member must approve"
+        escalated = next((e for e in entries if e.event == Event.STAGE_ESCALATED and e.body.get("stage") == request.stage), None)
+        if escalated is not None:
+            waiting += f" · escalated to {role_label(escalated.body['to'])} after its {escalated.body['sla_hours']:g} h SLA"
         return waiting
     names = ", ".join(f"{name_of(s.decided_by)} (stage {s.stage + 1})" for s in stages if s.decided_by)
     written = any(e.event == Event.ERP_UPDATED for e in entries)
