@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from handoff.bot.admin.commands import register as register_admin
 from handoff.bot.core.errors import ConfigError, HandoffError
 from handoff.manifest.commands import register as register_manifest
 
@@ -199,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=cmd_outbox)
 
     register_manifest(sub)
+    register_admin(sub)
     return parser
 
 

@@ -1,0 +1,118 @@
+"""The admin commands: `handoff odoo install-rules`, `handoff dataverse register`, `handoff doctor`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+import aiohttp
+from pydantic import ValidationError, create_model
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from handoff.bot.core.errors import ConfigError
+from handoff.bot.core.retry import Backoff
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the admin commands to `handoff`'s subcommands."""
+    odoo = sub.add_parser("odoo", help="set up Odoo for Handoff").add_subparsers(dest="odoo_command", required=True)
+    rules = odoo.add_parser("install-rules", help="create or update the automation rule that sends orders awaiting approval to Handoff")
+    rules.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
+    rules.set_defaults(func=cmd_odoo_install_rules)
+
+    dataverse = sub.add_parser("dataverse", help="set up Dataverse for Handoff").add_subparsers(dest="dataverse_command", required=True)
+    hook = dataverse.add_parser("register", help="register the webhook and the Update steps that send status changes to Handoff")
+    hook.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
+    hook.set_defaults(func=cmd_dataverse_register)
+
+    doctor = sub.add_parser("doctor", help="check settings, secrets, database, Slack, Teams, the ERPs, the public URL and the webhooks")
+    doctor.set_defaults(func=cmd_doctor)
+
+
+def cmd_odoo_install_rules(args: argparse.Namespace) -> int:
+    from handoff.bot.admin.odoo_rules import install_rules
+    from handoff.connectors.odoo_rpc import OdooRpc
+
+    settings = _settings()
+    odoo = _required(settings.odoo, "Odoo", "HANDOFF_ODOO__URL, __DATABASE, __LOGIN, __API_KEY and __WEBHOOK_SECRET")
+
+    async def run() -> list[str]:
+        async with aiohttp.ClientSession() as session:
+            return await install_rules(OdooRpc(odoo, session), odoo, settings.public_url, dry_run=args.dry_run)
+
+    print("\n".join(asyncio.run(run())))
+    return 0
+
+
+def cmd_dataverse_register(args: argparse.Namespace) -> int:
+    from handoff.bot.admin.dataverse_register import register as register_webhook
+
+    settings = _settings()
+    dataverse = _required(section(settings, "dataverse"), "Dataverse",
+                          "HANDOFF_DATAVERSE__URL, __TENANT_ID, __CLIENT_ID, __CLIENT_SECRET and __WEBHOOK_KEY")
+
+    async def run() -> list[str]:
+        async with aiohttp.ClientSession() as session:
+            return await register_webhook(dataverse_api(dataverse)(session), dataverse, settings.public_url, dry_run=args.dry_run)
+
+    print("\n".join(asyncio.run(run())))
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from handoff.bot.admin.doctor import Subjects, diagnose, render
+
+    try:
+        settings = _settings()
+        teams, dataverse = section(settings, "teams"), section(settings, "dataverse")
+    except ConfigError as error:
+        print(f"FAIL  Settings: {error}\n      fix: set the variables named above, then run `handoff doctor` again.")
+        return 1
+    print(f"ok    Settings: parsed (public URL {settings.public_url})")
+    subjects = Subjects(settings, teams, dataverse, dataverse_api(dataverse) if dataverse else None)
+    text, code = render(asyncio.run(diagnose(subjects)))
+    print(text)
+    return code
+
+
+def dataverse_api(dataverse: Any):
+    """A factory of Web API clients for one environment, sharing one token cache."""
+    from handoff.connectors.dataverse_auth import MsalTokenProvider
+    from handoff.connectors.dataverse_webapi import WebApi
+
+    tokens = MsalTokenProvider(dataverse)
+    return lambda session: WebApi(dataverse.url, session, tokens, Backoff(), asyncio.sleep)
+
+
+def section(settings: Any, name: str) -> Any:
+    """`settings.<name>`; while Settings has no such field yet, the same HANDOFF_<NAME>__* variables read directly."""
+    if name in type(settings).model_fields:
+        return getattr(settings, name)
+    model = _section_models()[name]
+    reader = create_model(f"{name.title()}Only", __base__=BaseSettings, **{name: (model | None, None)})
+    reader.model_config = SettingsConfigDict(env_prefix="HANDOFF_", env_nested_delimiter="__", extra="ignore")
+    try:
+        return getattr(reader(), name)
+    except ValidationError as error:
+        problems = "; ".join(f"HANDOFF_{'__'.join(str(p).upper() for p in e['loc'])}: {e['msg']}" for e in error.errors())
+        raise ConfigError(f"The {name} settings are incomplete: {problems}. See README › Install for your team.") from None
+
+
+def _section_models() -> dict[str, type]:
+    from handoff.bot.channels.teams_auth import TeamsSettings
+    from handoff.connectors.dataverse_settings import DataverseSettings
+
+    return {"teams": TeamsSettings, "dataverse": DataverseSettings}
+
+
+def _settings() -> Any:
+    from handoff.bot.cli import _settings as load
+
+    return load()
+
+
+def _required(value: Any, what: str, variables: str) -> Any:
+    if value is None:
+        raise ConfigError(f"{what} is not configured, so there is nothing to set up. Set {variables}, then run this again.")
+    return value
