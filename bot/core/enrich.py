@@ -79,7 +79,7 @@ async def enrich(
         log.warning("enrich.failed", extra={"ref": event.ref.key, "error": str(error)})
         if isinstance(error, ErpUnavailable):
             # People act on "since when": a blip and a long outage call for different answers.
-            said = outages.down(event.ref.source, now or datetime.now(timezone.utc)).describe()
+            said = f"{outages.down(event.ref.source, now or datetime.now(timezone.utc)).describe()}: it could not be read"
         else:
             said = f"{event.ref.source.capitalize()} could not be read"
         return connector.record_from_hint(event), f"{said} ({error}); figures are from the webhook and will be re-read before any decision counts."
