@@ -1,0 +1,22 @@
+"""A running stack with the console's admin token set, and a browser-like session on it."""
+
+from __future__ import annotations
+
+import pytest
+from console_helpers import TOKEN, Browser
+
+from handoff.bot.fakes.stack import local_stack
+
+
+@pytest.fixture
+async def stack(tmp_path, clock, monkeypatch):
+    monkeypatch.setenv("HANDOFF_CONSOLE__TOKEN", TOKEN)
+    async with local_stack(tmp_path / "handoff.db", clock=clock) as running:
+        yield running
+
+
+@pytest.fixture
+async def browser(stack):
+    browser = Browser(stack.handoff_url)
+    yield browser
+    await browser.http.close()

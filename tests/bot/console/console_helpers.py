@@ -1,0 +1,39 @@
+"""Console test helpers: a browser-like HTTP session and the text a reader sees."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import aiohttp
+
+TOKEN = "console-admin-token-for-tests"
+
+
+class Browser:
+    """Cookies and redirects as a browser handles them; `csrf` is read off the last page, as a form would carry it."""
+
+    def __init__(self, base: str) -> None:
+        # unsafe=True: the stack listens on 127.0.0.1, and aiohttp's jar ignores cookies for bare IPs otherwise.
+        self.http = aiohttp.ClientSession(base, cookie_jar=aiohttp.CookieJar(unsafe=True))
+        self.csrf = ""
+
+    async def get(self, path: str) -> tuple[int, str]:
+        async with self.http.get(path) as response:
+            text = await response.text()
+        found = re.search(r'name="csrf" value="([^"]+)"', text)
+        self.csrf = found.group(1) if found else self.csrf
+        return response.status, text
+
+    async def post(self, path: str, form: dict, *, redirects: bool = True) -> tuple[int, str]:
+        async with self.http.post(path, data=form, allow_redirects=redirects) as response:
+            return response.status, await response.text()
+
+    async def sign_in(self, token: str = TOKEN) -> None:
+        status, _ = await self.post("/console/login", {"token": token, "next": "/console/"})
+        assert status == 200
+
+
+def text_of(page: str) -> str:
+    """What a reader sees: tags dropped, whitespace folded, entities left as the browser would show them."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
