@@ -1,0 +1,110 @@
+"""kill -9 at each step of the flow, restart on the same database: nothing lost, nothing done twice."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import aiohttp
+import pytest
+from crash_harness import Handoff, fakes
+
+from handoff.bot.core.events import Event
+from handoff.bot.fakes.waiting import wait_until
+from handoff.state import decision_log
+
+PROCUREMENT = "C0PROCURE"
+KILLED = 137  # what handoff.bot.faults exits with, as a shell reports SIGKILL
+
+
+@pytest.fixture
+async def handoff(tmp_path):
+    async with fakes() as running, aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        process = Handoff(running, tmp_path / "handoff.db", http)
+        try:
+            yield process
+        finally:
+            await process.kill()
+
+
+def events(database: Path, reference: str) -> list[str]:
+    with sqlite3.connect(database) as conn:
+        return [row[0] for row in conn.execute(
+            "SELECT event FROM decision_log WHERE request_id IN (SELECT id FROM requests WHERE reference = ?) ORDER BY seq",
+            (reference,))]
+
+
+def settled(database: Path) -> bool:
+    """Nothing waiting in the inbox or the outbox, and nothing dead."""
+    with sqlite3.connect(database) as conn:
+        inbox = conn.execute("SELECT COUNT(*) FROM inbox WHERE status = 'pending'").fetchone()[0]
+        outbox = conn.execute("SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'dead')").fetchone()[0]
+    return inbox == 0 and outbox == 0
+
+
+def chain_ok(database: Path) -> bool:
+    with sqlite3.connect(database) as conn:
+        return decision_log.verify(conn).ok
+
+
+@pytest.mark.parametrize("point", ["after_ingest", "after_route"])
+async def test_a_crash_before_the_card_is_posted_still_posts_it_once(handoff, point):
+    await handoff.start(crash_at=point)
+    answered = await handoff.send_order("P00043")
+    assert await handoff.died() == KILLED
+    # after_ingest dies before answering: Odoo saw no 200. The event was stored first, so it is not lost.
+    assert answered == (None if point == "after_ingest" else 200)
+
+    await handoff.start()
+    await wait_until(lambda: handoff.fakes.cards(PROCUREMENT, "P00043"), timeout=20, what="the card after restart")
+    # A sender that retries an unanswered webhook gets "duplicate", never a second request.
+    assert await handoff.send_order("P00043") == 200
+    await wait_until(lambda: settled(handoff.database), timeout=20, what="the queues to drain")
+
+    assert len(handoff.fakes.cards(PROCUREMENT, "P00043")) == 1
+    assert events(handoff.database, "P00043").count(Event.REQUEST_RECEIVED) == 1
+    assert events(handoff.database, "P00043").count(Event.CARD_POSTED) == 1
+    assert chain_ok(handoff.database)
+
+
+async def test_a_crash_between_slacks_answer_and_our_bookkeeping_reposts_the_card(handoff):
+    """The one window we accept (RELIABILITY.md): chat.postMessage has no idempotency key, so the card comes twice."""
+    await handoff.start(crash_at="mid_post")
+    assert await handoff.send_order("P00043") == 200
+    assert await handoff.died() == KILLED
+    assert len(handoff.fakes.cards(PROCUREMENT, "P00043")) == 1, "Slack had the card when the process died"
+
+    await handoff.start()
+    await wait_until(lambda: settled(handoff.database), timeout=20, what="the queues to drain")
+    cards = handoff.fakes.cards(PROCUREMENT, "P00043")
+    assert len(cards) == 2
+    assert events(handoff.database, "P00043").count(Event.CARD_POSTED) == 1
+    # Both copies carry live buttons bound to the same request: a click on the orphan still counts, once.
+    assert await handoff.click("erik", cards[0], "handoff.approve") == 200
+    await wait_until(lambda: handoff.fakes.odoo.db.records["purchase.order"][handoff.fakes.orders["P00043"]]["state"] == "purchase",
+                     timeout=20, what="the approval from the first copy")
+    assert handoff.fakes.odoo.calls["purchase.order.button_approve"] == 1
+
+
+@pytest.mark.parametrize("point", ["after_click", "mid_write_back"])
+async def test_a_crash_after_the_decision_writes_it_back_exactly_once(handoff, point):
+    fakes = handoff.fakes
+    await handoff.start(crash_at=point)
+    assert await handoff.send_order("P00043") == 200
+    card = await wait_until(lambda: next(iter(fakes.cards(PROCUREMENT, "P00043")), None), timeout=20, what="the card")
+    await handoff.click("erik", card, "handoff.approve")
+    assert await handoff.died() == KILLED
+    if point == "mid_write_back":
+        assert fakes.odoo.calls["purchase.order.button_approve"] == 1, "Odoo had the approval when the process died"
+
+    await handoff.start()
+    order = fakes.odoo.db.records["purchase.order"][fakes.orders["P00043"]]
+    await wait_until(lambda: order["state"] == "purchase", timeout=20, what="the approval in Odoo")
+    await wait_until(lambda: settled(handoff.database), timeout=20, what="the queues to drain")
+    await wait_until(lambda: Event.REQUEST_COMPLETED in events(handoff.database, "P00043"), timeout=20, what="the request to complete")
+
+    assert fakes.odoo.calls["purchase.order.button_approve"] == 1
+    logged = events(handoff.database, "P00043")
+    assert [logged.count(e) for e in (Event.DECISION_RECORDED, Event.ERP_UPDATED, Event.REQUEST_COMPLETED)] == [1, 1, 1]
+    assert len(fakes.cards(PROCUREMENT, "P00043")) == 1
+    assert chain_ok(handoff.database)
