@@ -7,8 +7,6 @@ import asyncio
 from typing import Any
 
 import aiohttp
-from pydantic import ValidationError, create_model
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from handoff.bot.core.errors import ConfigError
 from handoff.bot.core.retry import Backoff
@@ -49,7 +47,7 @@ def cmd_dataverse_register(args: argparse.Namespace) -> int:
     from handoff.bot.admin.dataverse_register import register as register_webhook
 
     settings = _settings()
-    dataverse = _required(section(settings, "dataverse"), "Dataverse",
+    dataverse = _required(settings.dataverse, "Dataverse",
                           "HANDOFF_DATAVERSE__URL, __TENANT_ID, __CLIENT_ID, __CLIENT_SECRET and __WEBHOOK_KEY")
 
     async def run() -> list[str]:
@@ -61,17 +59,15 @@ def cmd_dataverse_register(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from handoff.bot.admin.doctor import Subjects, diagnose, render
+    from handoff.bot.admin.doctor import diagnose, render
 
     try:
         settings = _settings()
-        teams, dataverse = section(settings, "teams"), section(settings, "dataverse")
     except ConfigError as error:
         print(f"FAIL  Settings: {error}\n      fix: set the variables named above, then run `handoff doctor` again.")
         return 1
     print(f"ok    Settings: parsed (public URL {settings.public_url})")
-    subjects = Subjects(settings, teams, dataverse, dataverse_api(dataverse) if dataverse else None)
-    text, code = render(asyncio.run(diagnose(subjects)))
+    text, code = render(asyncio.run(diagnose(settings, dataverse_api(settings.dataverse) if settings.dataverse else None)))
     print(text)
     return code
 
@@ -83,27 +79,6 @@ def dataverse_api(dataverse: Any):
 
     tokens = MsalTokenProvider(dataverse)
     return lambda session: WebApi(dataverse.url, session, tokens, Backoff(), asyncio.sleep)
-
-
-def section(settings: Any, name: str) -> Any:
-    """`settings.<name>`; while Settings has no such field yet, the same HANDOFF_<NAME>__* variables read directly."""
-    if name in type(settings).model_fields:
-        return getattr(settings, name)
-    model = _section_models()[name]
-    reader = create_model(f"{name.title()}Only", __base__=BaseSettings, **{name: (model | None, None)})
-    reader.model_config = SettingsConfigDict(env_prefix="HANDOFF_", env_nested_delimiter="__", extra="ignore")
-    try:
-        return getattr(reader(), name)
-    except ValidationError as error:
-        problems = "; ".join(f"HANDOFF_{'__'.join(str(p).upper() for p in e['loc'])}: {e['msg']}" for e in error.errors())
-        raise ConfigError(f"The {name} settings are incomplete: {problems}. See README › Install for your team.") from None
-
-
-def _section_models() -> dict[str, type]:
-    from handoff.bot.channels.teams_auth import TeamsSettings
-    from handoff.connectors.dataverse_settings import DataverseSettings
-
-    return {"teams": TeamsSettings, "dataverse": DataverseSettings}
 
 
 def _settings() -> Any:

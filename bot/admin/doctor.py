@@ -7,15 +7,17 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 from pydantic import BaseModel, SecretStr
 
 from handoff.bot.admin import dataverse_register, odoo_rules
+from handoff.bot.channels.slack import SlackSettings
+from handoff.bot.channels.teams_auth import TeamsSettings
+from handoff.bot.config import Settings
 from handoff.bot.core.errors import HandoffError
-from handoff.connectors.odoo_rpc import OdooRpc
 from handoff.connectors.dataverse_webapi import WebApi
+from handoff.connectors.odoo_rpc import OdooRpc
 from handoff.state.migrations import MIGRATIONS
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
@@ -39,31 +41,24 @@ class Failed(Exception):
         self.fix = fix
 
 
-@dataclass
-class Subjects:
-    """What doctor looks at: the settings sections (None when not configured) and how to reach Dataverse."""
+async def diagnose(settings: Settings, dataverse_api: Callable[[aiohttp.ClientSession], WebApi] | None = None) -> list[Check]:
+    """Run every check, in the order a person would fix things; a failure never stops the others.
 
-    settings: Any  # handoff.bot.config.Settings
-    teams: Any = None  # TeamsSettings
-    dataverse: Any = None  # DataverseSettings
-    dataverse_api: Callable[[aiohttp.ClientSession], WebApi] | None = None
-
-
-async def diagnose(subjects: Subjects) -> list[Check]:
-    """Run every check, in the order a person would fix things; a failure never stops the others."""
-    s = subjects.settings
-    checks = [secrets_check(subjects), _sync("Routing", lambda: _routing(s.routing)), _sync("Database", lambda: _database(s.database))]
+    `dataverse_api` makes the Web API client (the CLI's holds MSAL's token cache); required when Dataverse is configured.
+    """
+    s = settings
+    checks = [secrets_check(s), _sync("Routing", lambda: _routing(s.routing)), _sync("Database", lambda: _database(s.database))]
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
         odoo_rpc = OdooRpc(s.odoo, session) if s.odoo else None
-        dataverse_api = subjects.dataverse_api(session) if subjects.dataverse and subjects.dataverse_api else None
+        webapi = dataverse_api(session) if s.dataverse and dataverse_api else None
         checks += [
             await _run("Slack", s.slack, lambda: _slack(session, s.slack)),
-            await _run("Teams", subjects.teams, lambda: _teams(session, subjects.teams)),
+            await _run("Teams", s.teams, lambda: _teams(session, s.teams)),
             await _run("Odoo", s.odoo, lambda: _odoo(odoo_rpc)),
-            await _run("Dataverse", subjects.dataverse, lambda: _dataverse(dataverse_api)),
+            await _run("Dataverse", webapi, lambda: _dataverse(webapi)),
             await _run("Public URL", True, lambda: _public_url(session, s.public_url)),
             await _run("Odoo webhook", s.odoo, lambda: _odoo_rules(odoo_rpc, s)),
-            await _run("Dataverse webhook", subjects.dataverse, lambda: _dataverse_endpoint(dataverse_api, s.public_url)),
+            await _run("Dataverse webhook", webapi, lambda: _dataverse_endpoint(webapi, s.public_url)),
         ]
     return checks
 
@@ -81,9 +76,9 @@ def render(checks: list[Check]) -> tuple[str, int]:
     return "\n".join(lines), 1 if failed else 0
 
 
-def secrets_check(subjects: Subjects) -> Check:
+def secrets_check(settings: Settings) -> Check:
     """Which secrets are set, by their variable names; never their values."""
-    sections = {"SLACK": subjects.settings.slack, "ODOO": subjects.settings.odoo, "TEAMS": subjects.teams, "DATAVERSE": subjects.dataverse}
+    sections = {"SLACK": settings.slack, "ODOO": settings.odoo, "TEAMS": settings.teams, "DATAVERSE": settings.dataverse}
     states = {}
     for prefix, section in sections.items():
         if isinstance(section, BaseModel):
@@ -147,7 +142,7 @@ def _database(path: Path) -> str:
     return f"{path}: writable, schema version {version}"
 
 
-async def _slack(session: aiohttp.ClientSession, slack: Any) -> str:
+async def _slack(session: aiohttp.ClientSession, slack: SlackSettings) -> str:
     # https://api.slack.com/methods/auth.test: errors are HTTP 200 with ok=false, except 429.
     headers = {"Authorization": f"Bearer {slack.bot_token.get_secret_value()}"}
     async with session.post(f"{slack.api_base_url}auth.test", headers=headers) as response:
@@ -159,7 +154,7 @@ async def _slack(session: aiohttp.ClientSession, slack: Any) -> str:
     return f"signed in as {body.get('user')} in {body.get('team')} ({body.get('team_id')})"
 
 
-async def _teams(session: aiohttp.ClientSession, teams: Any) -> str:
+async def _teams(session: aiohttp.ClientSession, teams: TeamsSettings) -> str:
     # Bot Framework client credentials (botframework-connector auth/authentication_constants.py): the botframework.com
     # tenant for multi-tenant bots, the bot's own tenant otherwise; scope <oauth_scope>/.default.
     tenant = teams.tenant_id if teams.app_type == "SingleTenant" else "botframework.com"
@@ -198,7 +193,7 @@ async def _public_url(session: aiohttp.ClientSession, public_url: str) -> str:
     return f"GET {url} answered 200"
 
 
-async def _odoo_rules(rpc: OdooRpc, settings: Any) -> str:
+async def _odoo_rules(rpc: OdooRpc, settings: Settings) -> str:
     expected = odoo_rules.webhook_url(settings.public_url, settings.odoo)
     found = []
     for model in settings.odoo.models:

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from handoff.bot.admin.dataverse_register import register
-from handoff.bot.admin.doctor import Subjects, diagnose, render
+from handoff.bot.admin.doctor import diagnose, render
 from handoff.bot.admin.odoo_rules import install_rules
 from handoff.bot.channels.slack import SlackSettings
 from handoff.bot.channels.teams_auth import TeamsSettings
@@ -62,7 +62,9 @@ async def test_a_healthy_install_passes_every_check(stack, teams, dataverse):
     await install_odoo_rule(settings)
     await register(dataverse.api(), dataverse.settings, settings.public_url)
 
-    checks = await diagnose(Subjects(settings, teams, dataverse.settings, lambda session: dataverse.api()))
+    settings = settings.model_copy(update={"teams": teams, "dataverse": dataverse.settings})
+
+    checks = await diagnose(settings, lambda session: dataverse.api())
     text, code = render(checks)
 
     assert code == 0, text
@@ -77,9 +79,9 @@ async def test_a_healthy_install_passes_every_check(stack, teams, dataverse):
 async def test_broken_slack_token_odoo_down_and_missing_rule_each_fail_with_a_fix(stack):
     settings = settings_for(stack, slack_token="xoxb-revoked")
 
-    no_rule = {c.name: c for c in await diagnose(Subjects(settings))}
+    no_rule = {c.name: c for c in await diagnose(settings)}
     stack.odoo.down = True
-    odoo_down = {c.name: c for c in await diagnose(Subjects(settings))}
+    odoo_down = {c.name: c for c in await diagnose(settings)}
 
     assert (no_rule["Slack"].ok, no_rule["Slack"].detail) == (False, "auth.test answered invalid_auth")
     assert "HANDOFF_SLACK__BOT_TOKEN" in no_rule["Slack"].fix
@@ -98,7 +100,7 @@ async def test_a_rule_pointing_elsewhere_and_an_unreachable_public_url_are_repor
     await install_odoo_rule(settings.model_copy(update={"public_url": "https://old.example.com"}))
     moved = settings.model_copy(update={"public_url": "http://127.0.0.1:9"})
 
-    checks = {c.name: c for c in await diagnose(Subjects(moved))}
+    checks = {c.name: c for c in await diagnose(moved)}
 
     assert checks["Public URL"].ok is False and checks["Public URL"].detail.startswith("GET http://127.0.0.1:9/healthz failed")
     assert "HANDOFF_PUBLIC_URL" in checks["Public URL"].fix
