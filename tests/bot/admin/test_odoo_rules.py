@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import aiohttp
 import pytest
 
 from handoff.bot.admin.odoo_rules import install_rules, rule_status
+from handoff.bot.cli import main
 from handoff.bot.core.errors import ErpRefused
 from handoff.bot.fakes.odoo import FakeOdoo
 from handoff.connectors.odoo import OdooSettings
@@ -89,3 +91,26 @@ async def test_an_api_user_without_settings_rights_is_told_which_group_it_needs(
     assert "Users > handoff-bot, set Administration to Settings" in str(refused.value)
     assert SECRET not in str(refused.value)
     assert fake.automation_rules() == []
+
+
+async def test_the_command_installs_from_the_environment_and_says_so(odoo, monkeypatch, capsys):
+    fake, settings, _ = odoo
+    for name, value in {"URL": settings.url, "DATABASE": fake.database, "LOGIN": fake.api_login, "API_KEY": fake.api_key,
+                        "WEBHOOK_SECRET": SECRET}.items():
+        monkeypatch.setenv(f"HANDOFF_ODOO__{name}", value)
+    monkeypatch.setenv("HANDOFF_PUBLIC_URL", PUBLIC_URL)
+
+    # The command runs its own event loop, as from a shell; the fake keeps serving on this one.
+    first = await asyncio.to_thread(main, ["odoo", "install-rules"])
+    second = await asyncio.to_thread(main, ["odoo", "install-rules"])
+
+    lines = capsys.readouterr().out.splitlines()
+    assert (first, second, len(fake.automation_rules())) == (0, 0, 1)
+    assert lines[0].startswith("purchase.order: created rule #") and lines[1].startswith("purchase.order: already installed")
+    assert SECRET not in "\n".join(lines)
+
+
+async def test_the_command_without_odoo_settings_names_the_variables(monkeypatch, capsys):
+    assert main(["odoo", "install-rules"]) == 2
+    assert capsys.readouterr().err == ("handoff: Odoo is not configured, so there is nothing to set up. Set HANDOFF_ODOO__URL, "
+                                       "__DATABASE, __LOGIN, __API_KEY and __WEBHOOK_SECRET, then run this again.\n")
