@@ -153,6 +153,9 @@ class ScheduleStore:
         cursor = self.conn.execute("INSERT OR IGNORE INTO digests (day, sent_at) VALUES (?,?)", (day.isoformat(), _ts(now)))
         return cursor.rowcount == 1
 
+    def digest_sent(self, day: date) -> bool:
+        return self.conn.execute("SELECT 1 FROM digests WHERE day = ?", (day.isoformat(),)).fetchone() is not None
+
     def aging(self) -> list[tuple[str | None, str | None, int, datetime]]:
         """Open requests per (business unit, exception type): how many, and when the oldest arrived."""
         rows = self.conn.execute(

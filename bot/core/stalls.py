@@ -203,8 +203,10 @@ class Stalls:
     def digest(self, now: datetime) -> int:
         """Once per working day of the default calendar: open requests by business unit and exception type."""
         calendar = self.core.routing.calendar_for(None)
+        if not calendar.is_working(now) or self.due.digest_sent(calendar.local_date(now)):
+            return 0
         rows = self.due.aging()
-        if not rows or not calendar.is_working(now):
+        if not rows:
             return 0
         with self.core.store.transaction() as conn:
             if not self.due.digest_once(calendar.local_date(now), now):
