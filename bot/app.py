@@ -28,6 +28,7 @@ from handoff.bot.core.reconcile import Reconciler
 from handoff.bot.core.retry import Backoff
 from handoff.bot.core.route import RoutingConfig
 from handoff.bot.core.schedule import Scheduler
+from handoff.bot.core import status
 from handoff.bot.allowlist import networks, webhook_allow_list
 from handoff.bot.faults import crash_point
 from handoff.bot.metrics import ERP_CALLS, measure, register_metrics
@@ -218,6 +219,11 @@ def _lifecycle(routing: RoutingConfig, clock: Clock):
                 await _check_slack(client)
                 channels["slack"] = SlackChannel(client)
                 app[SLACK] = slack_handler(build_bolt_app(settings.slack, client, approvals, channels["slack"], core))
+            if settings.teams:
+                answer = lambda identity, text: status.answer(core, approvals.person_for(identity), text)  # noqa: E731
+                channels["teams"] = TeamsChannel(settings.teams, store, approvals, status=answer)
+                await channels["teams"].check()
+                app[TEAMS] = messages_handler(channels["teams"])
             worker = Worker(Ingestor(core), Dispatcher(core, approvals, channels, lease=timedelta(seconds=settings.outbox_lease_s)),
                             reconciler=Reconciler(core, timedelta(seconds=settings.reconcile_every_s)),
                             scheduler=Scheduler(core, channels))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from aiohttp import web
@@ -38,10 +38,13 @@ class TeamsChannel:
 
     platform = "teams"
 
-    def __init__(self, settings: TeamsSettings, directory: ConversationDirectory, approvals: Approvals) -> None:
+    def __init__(self, settings: TeamsSettings, directory: ConversationDirectory, approvals: Approvals,
+                 status: Callable[[ChatIdentity, str], str] | None = None) -> None:
         self.settings = settings
         self.directory = directory
         self.approvals = approvals
+        # The answer to a question typed to the bot ("status PO-000123", "my approvals"); None: questions go unanswered.
+        self.status = status
         self.tokens = TokenSource(settings)
         self.adapter = CloudAdapter(build_authentication(settings, self.tokens))
         self._connectors: dict[str, ConnectorClient] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import TYPE_CHECKING
 
 import requests
@@ -15,6 +16,7 @@ from msrest.exceptions import DeserializationError
 
 from handoff.bot.core.models import Action, ActionResult, ChatIdentity, Outcome, Verb
 from handoff.cards import adaptive
+from handoff.cards.escape import escape_adaptive
 
 if TYPE_CHECKING:
     from .teams import TeamsChannel
@@ -32,6 +34,8 @@ VERBS = {adaptive.APPROVE: Verb.APPROVE, adaptive.REJECT: Verb.REJECT, adaptive.
 COMMENT_INPUT = {Verb.REJECT: "reason", Verb.ASK_INFO: "question"}
 COMMENT_NEEDED = {Verb.REJECT: "Please say why you reject it: the requester will see this.",
                   Verb.ASK_INFO: "Please write your question."}
+# msteams-docs channel-and-group-conversations.md: a mention is `<at>name</at>` in the text (plus an entity).
+_MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
 DONE = {Outcome.RECORDED, Outcome.STAGE_DECIDED, Outcome.REQUEST_DECIDED, Outcome.INFO_REQUESTED}
 
 
@@ -133,7 +137,8 @@ class HandoffTeamsBot(ActivityHandler):
         """Legacy Action.Submit (older clients render the fallback): a message whose `value` is the button's data."""
         activity, data = turn_context.activity, turn_context.activity.value
         if not isinstance(data, dict) or data.get("verb") not in VERBS:
-            return  # plain messages (status questions) are answered elsewhere
+            await self._answer(turn_context)
+            return
         try:
             request_id, version, stage = adaptive.binding(data)
         except ValueError as error:
@@ -150,6 +155,17 @@ class HandoffTeamsBot(ActivityHandler):
         # A submit cannot answer with a card, so the card it came from is replaced in place.
         card = adaptive.render_card(view, self._mris(activity))
         await turn_context.update_activity(Activity(type="message", id=activity.reply_to_id, attachments=[card_attachment(card)]))
+
+    async def _answer(self, turn_context: TurnContext) -> None:
+        """A typed question: in a channel Teams only forwards messages that @mention the bot, so drop that mention."""
+        activity = turn_context.activity
+        identity = _identity(activity)
+        if self.channel.status is None or identity is None:
+            return
+        text = _MENTION.sub(" ", activity.text or "")
+        answer = self.channel.status(identity, " ".join(text.split()))
+        # The answer goes back where the question was asked: the 1:1 chat, or the channel thread it started.
+        await turn_context.send_activity(Activity(type="message", text=escape_adaptive(answer), text_format="markdown"))
 
     async def _act(self, activity: Activity, verb: Verb, request_id: str, version: int, stage: int, data: dict) -> ActionResult | str:
         """The core's result, or (as a string) why the click cannot be counted as sent, before the core sees it."""
