@@ -7,6 +7,9 @@ import re
 
 import aiohttp
 
+from handoff.bot.app import WORKER
+from handoff.state import outbox
+
 TOKEN = "console-admin-token-for-tests"
 
 
@@ -36,4 +39,17 @@ class Browser:
 
 def text_of(page: str) -> str:
     """What a reader sees: tags dropped, whitespace folded, entities left as the browser would show them."""
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+    body = re.sub(r"<head>.*?</head>", " ", page, flags=re.S)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
+
+
+def pump(stack, clock, seconds: float = 0.25):
+    """A wait condition that also moves the injected clock, so rate-limited posts (1 per second per channel) go out."""
+    def condition() -> bool:
+        if outbox.depth(stack.store.conn).get("pending"):
+            clock.advance(seconds=seconds)
+            stack.app[WORKER].wake()
+            return False
+        return stack.app[WORKER].is_settled()
+
+    return condition
