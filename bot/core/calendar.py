@@ -85,10 +85,11 @@ class BusinessCalendar(Frozen):
         return opens
 
     def add(self, start: datetime, hours: float) -> datetime:
-        """The moment `hours` business hours after `start`."""
+        """The moment `hours` business hours after `start`; a sum that ends the day lands on the next morning."""
         left = timedelta(hours=hours)
         for opens, closes in self._windows(start):
-            if opens + left <= closes:
+            # Strictly before closing: what falls due as the office closes is acted on when it opens again.
+            if opens + left < closes:
                 return opens + left
             left -= closes - opens
         raise AssertionError("unreachable: _windows raises at its horizon")

@@ -1,0 +1,173 @@
+"""Reminders, escalation and stall alerts end to end: Odoo webhook → Slack card → time passes → Slack hears about it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from handoff.bot.app import CORE
+from handoff.bot.core.events import Event
+from handoff.bot.core.ports import SystemClock
+from handoff.bot.fakes.slack import SlackSigner
+from handoff.bot.fakes.stack import SAMPLE_ROUTING, SIGNING_SECRET, local_stack
+from handoff.bot.fakes.waiting import wait_until
+from handoff.bot.routing_file import load_routing
+from handoff.state.schedule_store import ScheduleStore
+
+PROCUREMENT, OPS = "C0PROCURE", "C0OPS"
+MONDAY_9AM = datetime(2026, 11, 23, 9, tzinfo=timezone.utc)
+
+
+class StepClock:
+    """The scheduler's clock, moved by the test to exact moments."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
+
+
+async def move_to(stack, clock: StepClock, at: datetime, pace_s: int = 20) -> None:
+    """Set the time, then let `pace_s` seconds pass one at a time: the outbox sends one message per second per channel."""
+    clock.at = at
+    for _ in range(pace_s):
+        stack.app[CORE].wake()
+        await stack.settled()
+        clock.at += timedelta(seconds=1)
+
+
+def real_time_signer(stack) -> None:
+    # Bolt checks Slack signatures against the real time, which this test's clock has long left behind.
+    stack.signer = SlackSigner(SIGNING_SECRET, SystemClock(), stack.slack.workspace)
+
+
+def replies(stack, channel: str, ts: str, text: str) -> list[str]:
+    return [m.text for m in stack.slack.thread_replies(channel, ts) if text in m.text]
+
+
+def ops_alerts(stack, reference: str):
+    return [m for m in stack.slack.messages.get(OPS, []) if m.thread_ts is None and reference in m.text]
+
+
+def dm_reminders(stack, person: str) -> list[str]:
+    channel = stack.slack.dms.get(stack.slack_id(person))
+    return [m.text for m in stack.slack.messages.get(channel, []) if m.text.startswith("Reminder")] if channel else []
+
+
+@pytest.fixture
+def clock() -> StepClock:
+    return StepClock(MONDAY_9AM)
+
+
+async def test_reminder_escalation_and_one_stall_alert_updated_in_place_then_resolved(tmp_path, clock):
+    async with local_stack(tmp_path / "handoff.db", clock=clock) as stack:
+        real_time_signer(stack)
+        await stack.send_order("P00045")  # 1,399 EUR: po-standard, #procurement, 8 h SLA, escalates to finance
+        card = await stack.card(PROCUREMENT, "P00045")
+
+        await move_to(stack, clock, datetime(2026, 11, 23, 12, 59, tzinfo=timezone.utc))
+        assert replies(stack, PROCUREMENT, card.ts, "Reminder") == []
+
+        await move_to(stack, clock, datetime(2026, 11, 23, 13, 0, tzinfo=timezone.utc))  # half the SLA
+        reminder = await wait_until(lambda: replies(stack, PROCUREMENT, card.ts, "Reminder: P00045"), what="the 50% reminder")
+        assert "4 business hours" in reminder[0] and "SLA 8 h" in reminder[0]
+        await move_to(stack, clock, datetime(2026, 11, 23, 16, 30, tzinfo=timezone.utc))
+        assert len(replies(stack, PROCUREMENT, card.ts, "Reminder")) == 1, "never twice for one point"
+        assert ops_alerts(stack, "P00045") == []
+
+        # 8 business hours end at 17:00; the stall is acted on when the office opens on Tuesday.
+        await move_to(stack, clock, datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc))
+        alert = (await wait_until(lambda: ops_alerts(stack, "P00045"), what="the stall alert"))[0]
+        assert "Stalled: P00045" in alert.text and "8 business hours" in alert.text
+        assert "Procurement manager in #procurement; held by Dana Approver, Erik Lindqvist" in alert.text
+        assert "Escalated to Finance director" in alert.text
+        assert "Next: approve, ping or reassign" in alert.text and "/handoff status P00045" in alert.text
+        fiona_card = await stack.card("fiona", "P00045")
+        assert "escalated to Finance director after its 8 h SLA" in str(fiona_card.blocks)
+        channel_card = stack.slack.message(PROCUREMENT, card.ts)
+        assert "escalated to Finance director" in str(channel_card.blocks), "the channel card shows the escalation"
+        await wait_until(lambda: replies(stack, PROCUREMENT, card.ts, "What changed for P00045"), what="the what-changed reply")
+        assert len(replies(stack, PROCUREMENT, card.ts, "Reminder")) == 2
+
+        await move_to(stack, clock, datetime(2026, 11, 24, 11, 0, tzinfo=timezone.utc))
+        aged = await wait_until(lambda: "10 business hours" in stack.slack.message(OPS, alert.ts).text and stack.slack.message(OPS, alert.ts),
+                                what="the alert aged in place")
+        assert aged.updates and len(ops_alerts(stack, "P00045")) == 1, "one alert per stall, edited, never reposted"
+
+        await stack.click("fiona", fiona_card, "handoff.approve")  # the escalation role may decide
+        resolved = await wait_until(lambda: "Resolved" in stack.slack.message(OPS, alert.ts).text and stack.slack.message(OPS, alert.ts),
+                                    what="the alert resolved")
+        assert "P00045 moved on (approved)" in resolved.text
+        await wait_until(lambda: stack.odoo.db.records["purchase.order"][stack.orders["P00045"]]["state"] == "purchase",
+                         what="the approval in Odoo")
+        request = stack.store.find_requests("P00045")[0]
+        events = [e.event for e in stack.store.narrative(request.id)]
+        assert events.count(Event.REQUEST_STALLED) == 1 and events.count(Event.STAGE_ESCALATED) == 1
+
+
+async def test_a_person_outside_the_escalation_role_still_cannot_decide(tmp_path, clock):
+    async with local_stack(tmp_path / "handoff.db", clock=clock) as stack:
+        real_time_signer(stack)
+        await stack.send_order("P00045")
+        card = await stack.card(PROCUREMENT, "P00045")
+        await stack.click("fiona", card, "handoff.approve")
+        refused = await wait_until(lambda: stack.whispers_to("fiona"), what="Fiona's refusal before escalation")
+        assert refused == ["Only Procurement manager can decide stage 1 of P00045."]
+        await move_to(stack, clock, datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc))
+        await stack.click("gus", card, "handoff.approve")
+        told = await wait_until(lambda: stack.whispers_to("gus"), what="Gus's refusal")
+        assert told == ["Only Procurement manager can decide stage 1 of P00045."]
+
+
+def dm_routing(tmp_path: Path):
+    """po-standard by DM, with Erik in New York: his 9 am is 14:00 UTC."""
+    text = SAMPLE_ROUTING.read_text()
+    text = text.replace('deliver = "channel"\nchannel = "procurement"\nsla_hours = 8\n', 'deliver = "dm"\nsla_hours = 8\n', 1)
+    text = text.replace('erp_login = "erik@example.com"\n', 'erp_login = "erik@example.com"\ntime_zone = "America/New_York"\n', 1)
+    path = tmp_path / "routing.toml"
+    path.write_text(text)
+    return load_routing(path)
+
+
+async def test_reminders_wait_for_the_approvers_morning_and_survive_a_restart(tmp_path, clock):
+    routing, database = dm_routing(tmp_path), tmp_path / "handoff.db"
+    async with local_stack(database, routing=routing, clock=clock) as stack:
+        await stack.send_order("P00045")
+        await stack.card("dana", "P00045")
+        await stack.card("erik", "P00045")
+        await move_to(stack, clock, datetime(2026, 11, 23, 13, 0, tzinfo=timezone.utc))
+        await wait_until(lambda: dm_reminders(stack, "dana"), what="Dana's reminder")
+        assert dm_reminders(stack, "erik") == [], "08:00 in New York: Erik's waits"
+
+    # A restart in the middle of the SLA: the due times live in the database, not in the old process.
+    async with local_stack(database, routing=routing, clock=clock) as stack:
+        await move_to(stack, clock, datetime(2026, 11, 23, 13, 30, tzinfo=timezone.utc))
+        assert dm_reminders(stack, "erik") == [] and dm_reminders(stack, "dana") == []
+        await move_to(stack, clock, datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc))
+        reminder = await wait_until(lambda: dm_reminders(stack, "erik"), what="Erik's reminder at 9 am New York time")
+        assert len(reminder) == 1 and reminder[0].startswith("Reminder: P00045")
+        await move_to(stack, clock, datetime(2026, 11, 23, 15, 0, tzinfo=timezone.utc))
+        assert dm_reminders(stack, "dana") == [], "Dana was reminded before the restart, so not again"
+        assert len(dm_reminders(stack, "erik")) == 1
+
+
+async def test_weeks_open_keeps_reminding_once_per_sla_and_the_tick_uses_indexes(tmp_path, clock):
+    async with local_stack(tmp_path / "handoff.db", clock=clock) as stack:
+        await stack.send_order("P00045")
+        card = await stack.card(PROCUREMENT, "P00045")
+        for day in range(24, 31):  # a week and more of business days: 2 reminders, then one per SLA (8 h = a day)
+            if datetime(2026, 11, day).weekday() < 5:
+                await move_to(stack, clock, datetime(2026, 11, day, 9, 0, tzinfo=timezone.utc))
+        reminders = replies(stack, PROCUREMENT, card.ts, "Reminder: P00045")
+        assert len(reminders) == 6 and "40 business hours" in reminders[-1]
+        assert len(ops_alerts(stack, "P00045")) == 1
+
+        plan = stack.store.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT request_id FROM stages WHERE status = 'pending' AND due_at IS NOT NULL AND due_at <= ?",
+            ("2026",),
+        ).fetchall()
+        assert "USING INDEX stages_due" in str(plan)
+        assert ScheduleStore(stack.store).next_due() is not None
