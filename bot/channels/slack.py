@@ -187,6 +187,11 @@ def build_bolt_app(settings: SlackSettings, client: AsyncWebClient, approvals: A
     async def on_ask_submit(ack, body, view):
         await submit(ack, body, view, Verb.ASK_INFO, "Please write your question.")
 
+    @app.command("/handoff")
+    async def on_command(ack, command):
+        text, blocks = commands.reply(core, approvals, command["user_id"], command.get("text", ""))
+        await (ack(text=text, blocks=blocks) if blocks else ack(text=text))
+
     @app.event("app_mention")
     async def on_mention(body, event):
         if not core.store.first_delivery(f"slack:{body['event_id']}"):

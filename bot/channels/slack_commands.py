@@ -148,12 +148,7 @@ def reassign_modal(request_id: str, version: int, stage: int, channel: str) -> d
 
 
 def register_commands(app: AsyncApp, core: Core, approvals: Approvals, channel: SlackChannel) -> None:
-    """The /handoff command, bulk approve and reassign listeners."""
-
-    @app.command("/handoff")
-    async def on_command(ack, command):
-        text, blocks = reply(core, approvals, command["user_id"], command.get("text", ""))
-        await ack(text=text, blocks=blocks) if blocks else await ack(text=text)
+    """The bulk approve and reassign listeners (slack.py answers /handoff, mentions and DMs with `reply`)."""
 
     @app.action(BULK_APPROVE)
     async def on_bulk(ack, body, action):
