@@ -1,12 +1,16 @@
-"""Handoff and local fakes of Odoo and Slack on loopback, over real HTTP: what `handoff demo` and the tests drive."""
+"""Handoff and local fakes of its ERP (Odoo or Dataverse) and chat (Slack or Teams) on loopback, over real HTTP:
+what `handoff demo` and the tests drive."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import re
+import ssl
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import aiohttp
 from aiohttp import web
@@ -14,6 +18,7 @@ from aiohttp import web
 from handoff.bot.app import CORE, WORKER, QuietAccessLogger, create_app
 from handoff.bot.channels.slack import SlackSettings
 from handoff.bot.config import Settings
+from handoff.bot.core.models import Platform
 from handoff.bot.core.ports import Clock, SystemClock
 from handoff.bot.core.route import RoutingConfig
 from handoff.bot.routing_file import load_routing
@@ -23,33 +28,48 @@ from handoff.state.store import Store
 from .odoo import FakeOdoo
 from .odoo_seed import demo_seed
 from .slack import FakeMessage, FakeSlack, SlackSigner
+from .stack_dataverse import DataverseDriver, dataverse_fakes, demo_orders
+from .stack_teams import TeamsDriver, teams_connector, teams_settings
 from .waiting import wait_until
 
+Source = Literal["odoo", "dataverse"]
 SAMPLE_ROUTING = Path(__file__).resolve().parent.parent / "samples" / "routing.toml"
 SIGNING_SECRET = "local-signing-secret"
 WEBHOOK_SECRET = "local-webhook-secret"
 
 
-async def serve(app: web.Application, port: int = 0) -> tuple[web.AppRunner, str]:
+async def serve(app: web.Application, port: int = 0, ssl_context: ssl.SSLContext | None = None) -> tuple[web.AppRunner, str]:
     """Start `app` on 127.0.0.1 (port 0: any free one) and return its runner and base URL."""
     runner = web.AppRunner(app, access_log_class=QuietAccessLogger)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
+    site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_context)
     await site.start()
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{bound}"
+    return runner, f"{'https' if ssl_context else 'http'}://127.0.0.1:{bound}"
+
+
+def routing_for(chat: Platform, folder: Path) -> RoutingConfig:
+    """The sample routing with `[defaults] platform` set to `chat`, written out and loaded so it is validated as a file."""
+    text = SAMPLE_ROUTING.read_text(encoding="utf-8")
+    path = folder / f"routing-{chat}.toml"
+    path.write_text(re.sub(r'^platform = "slack"', f'platform = "{chat}"', text, count=1, flags=re.MULTILINE), encoding="utf-8")
+    return load_routing(path)
 
 
 @dataclass
 class LocalStack:
-    odoo: FakeOdoo
-    slack: FakeSlack
-    signer: SlackSigner
+    odoo: FakeOdoo | None
+    slack: FakeSlack | None
+    signer: SlackSigner | None
     routing: RoutingConfig
-    orders: dict[str, int]
+    orders: dict[str, int | str]
     urls: dict[str, str]
     app: web.Application
     http: aiohttp.ClientSession
+    source: Source = "odoo"
+    chat: Platform = "slack"
+    dataverse: DataverseDriver | None = None
+    teams: TeamsDriver | None = None
 
     @property
     def store(self) -> Store:
@@ -68,7 +88,24 @@ class LocalStack:
             return response.status, await response.json(content_type=None)
 
     async def send_order(self, reference: str) -> tuple[int, dict]:
+        """The ERP's webhook for one of the seeded orders, as that ERP posts it."""
+        if self.dataverse:
+            return await self.dataverse.send_order(reference)
         return await self.post_webhook(self.odoo.webhook_body(self.orders[reference]))
+
+    def change_amount(self, reference: str, amount: float) -> None:
+        """Someone edits the order's total in the ERP, and no webhook tells Handoff: drift."""
+        if self.dataverse:
+            self.dataverse.change(reference, totalamount=amount)
+        else:
+            self.odoo.set_field("purchase.order", self.orders[reference], amount_total=amount)
+
+    def erp_status(self, reference: str) -> str:
+        """The order's state in the ERP: Odoo's `state`, or Dataverse's status reason label."""
+        if self.dataverse:
+            row = self.dataverse.row(reference)
+            return {100000001: "pending approval", 100000002: "approved", 100000003: "rejected"}.get(row["statuscode"], str(row["statuscode"]))
+        return self.odoo.db.records["purchase.order"][self.orders[reference]]["state"]
 
     async def post_slack(self, body: bytes, content_type: str = "application/x-www-form-urlencoded", headers: dict | None = None) -> tuple[int, str]:
         """POST to /slack/events signed as Slack signs it (or with the headers given)."""
@@ -135,35 +172,55 @@ async def local_stack(
     clock: Clock | None = None,
     odoo_version: int = 19,
     handoff_port: int = 0,
+    source: Source = "odoo",
+    chat: Platform = "slack",
+    uninstalled: Iterable[str] = (),
+    local_development: bool = False,
 ) -> AsyncIterator[LocalStack]:
-    """Fake Odoo (seeded with the demo orders), fake Slack, and Handoff wired to both, all on loopback."""
+    """Fakes of the ERP (`source`, seeded with the demo orders) and the chat (`chat`), and Handoff wired to both.
+
+    On Teams, the app is installed in every team channel of the routing config and personally for every person
+    except `uninstalled`; `local_development` serves Handoff as for the npm playground (no tokens either way).
+    """
     clock = clock or SystemClock()
-    routing = routing or load_routing(SAMPLE_ROUTING)
-    odoo = FakeOdoo(version=odoo_version)
-    orders = demo_seed(odoo)
-    slack = _fake_slack(routing, clock)
-    runners = []
-    try:
-        odoo_runner, odoo_url = await serve(odoo.app)
-        slack_runner, slack_url = await serve(slack.app)
-        runners += [odoo_runner, slack_runner]
-        settings = Settings(
-            database=database,
-            slack=SlackSettings(bot_token=slack.token, signing_secret=SIGNING_SECRET, api_base_url=f"{slack_url}/api/"),
-            odoo=OdooSettings(url=odoo_url, database=odoo.database, login=odoo.api_login, api_key=odoo.api_key,
-                              webhook_secret=WEBHOOK_SECRET),
-        )
-        app = create_app(settings, routing, clock)
-        handoff_runner, handoff_url = await serve(app, handoff_port)
-        runners.insert(0, handoff_runner)
-        async with aiohttp.ClientSession() as http:
-            yield LocalStack(
-                odoo=odoo, slack=slack, signer=SlackSigner(SIGNING_SECRET, clock, slack.workspace), routing=routing,
-                orders=orders, urls={"handoff": handoff_url, "odoo": odoo_url, "slack": slack_url}, app=app, http=http,
-            )
-    finally:
-        for runner in runners:
-            await runner.cleanup()
+    routing = routing or (load_routing(SAMPLE_ROUTING) if chat == "slack" else routing_for(chat, database.parent))
+    async with AsyncExitStack() as stack:
+        urls, fields, settings = {}, {}, {"database": database}
+        if source == "odoo":
+            odoo = FakeOdoo(version=odoo_version)
+            fields["orders"] = demo_seed(odoo)
+            urls["odoo"] = await _serve(stack, odoo.app)
+            fields["odoo"] = odoo
+            settings["odoo"] = OdooSettings(url=urls["odoo"], database=odoo.database, login=odoo.api_login, api_key=odoo.api_key,
+                                            webhook_secret=WEBHOOK_SECRET)
+        else:
+            fake, entra, settings["dataverse"], edits = await stack.enter_async_context(dataverse_fakes(serve, clock))
+            fields["orders"], urls["dataverse"], urls["entra"] = demo_orders(fake), settings["dataverse"].url, settings["dataverse"].authority_host
+        if chat == "slack":
+            slack = _fake_slack(routing, clock)
+            urls["slack"] = await _serve(stack, slack.app)
+            fields.update(slack=slack, signer=SlackSigner(SIGNING_SECRET, clock, slack.workspace))
+            settings["slack"] = SlackSettings(bot_token=slack.token, signing_secret=SIGNING_SECRET, api_base_url=f"{urls['slack']}/api/")
+        else:
+            connector, service_url = stack.enter_context(teams_connector(clock, local_development))
+            urls["teams"] = service_url
+            settings["teams"] = teams_settings(connector, local_development)
+        app = create_app(Settings(**settings), routing, clock)
+        urls = {"handoff": await _serve(stack, app, handoff_port), **urls}
+        http = await stack.enter_async_context(aiohttp.ClientSession())
+        if source == "dataverse":
+            fields["dataverse"] = DataverseDriver(fake, entra, f"{urls['handoff']}/webhooks/dataverse", http, fields["orders"], edits)
+        if chat == "teams":
+            fields["teams"] = TeamsDriver(connector, service_url, routing, f"{urls['handoff']}/api/messages", http, local_development)
+            await fields["teams"].install(skip=uninstalled)
+        yield LocalStack(**{"odoo": None, "slack": None, "signer": None, **fields}, routing=routing, urls=urls, app=app, http=http,
+                         source=source, chat=chat)
+
+
+async def _serve(stack: AsyncExitStack, app: web.Application, port: int = 0) -> str:
+    runner, url = await serve(app, port)
+    stack.push_async_callback(runner.cleanup)
+    return url
 
 
 def button_binding(card: FakeMessage, action_id: str) -> dict:
