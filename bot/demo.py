@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import tempfile
 from pathlib import Path
 
+from handoff.bot.core.act import Approvals
+from handoff.bot.core.ports import SystemClock
+from handoff.bot.core.view import clock_time
 from handoff.state import decision_log
+from handoff.state.schedule_store import ScheduleStore
 
-from .fakes.stack import LocalStack, button_binding, local_stack
+from .app import CORE
+from .fakes.clock import OffsetClock
+from .fakes.slack import SlackSigner
+from .fakes.stack import SIGNING_SECRET, LocalStack, button_binding, local_stack
 from .fakes.waiting import wait_until
 
 
@@ -99,11 +107,56 @@ async def story_status(stack: LocalStack, n: Narrator) -> None:
     n.detail(text)
 
 
+async def story_stall(stack: LocalStack, n: Narrator, clock: OffsetClock) -> None:
+    n.title("P00044 · 48,000 USD from Globex Logistics: nobody decides, and Handoff doesn't let it stall silently")
+    await stack.send_order("P00044")
+    procurement = stack.routing.channels["procurement"].slack
+    card = await stack.card(procurement, "P00044")
+    n.say(f"Card posted in #procurement at {clock_time(clock.now())}; its SLA is 8 business hours (Mon–Fri 09–17 UTC by default)")
+    schedule = ScheduleStore(stack.store)
+
+    async def until(found, what: str):
+        """Jump the clock to each next scheduled step until `found()` shows up (reminders wait for working hours)."""
+        for _ in range(8):
+            if result := found():
+                return result
+            clock.jump_to(schedule.next_due() or clock.now())
+            stack.app[CORE].wake()
+            await stack.settled()
+            with contextlib.suppress(TimeoutError):
+                return await wait_until(found, timeout=3.0, what=what)
+        raise TimeoutError(f"the demo never saw {what}")
+
+    thread = lambda text: [m for m in stack.slack.thread_replies(procurement, card.ts) if text in m.text]  # noqa: E731
+    reminder = await until(lambda: thread("Reminder: P00044"), "the 50% reminder")
+    n.say(f"{clock_time(clock.now())} · half the SLA gone → a reminder in the card's thread:")
+    n.detail(reminder[0].text)
+    ops = stack.routing.channels["ops"].slack
+    alert = (await until(lambda: [m for m in stack.slack.messages.get(ops, []) if "Stalled: P00044" in m.text], "the stall alert"))[0]
+    fiona = await stack.card("fiona", "P00044")
+    n.say(f"{clock_time(clock.now())} · past the SLA → escalated to Fiona (finance director) by DM; the card says so:")
+    view = await Approvals(stack.app[CORE]).view(stack.store.find_requests("P00044")[0].id)
+    n.detail(view.headline)
+    n.say("One alert in #ops, with what is stuck, where, for how long, who holds it and the next action:")
+    n.detail(alert.text)
+    stack.signer = SlackSigner(SIGNING_SECRET, SystemClock(), stack.slack.workspace)  # Slack signs with the real time
+    body = stack.signer.slash_command_body(stack.slack_id("erik"), "erik", procurement, "procurement", "status P00044")
+    status, text = await stack.post_slack(body)
+    n.say(f"Erik asks /handoff status P00044 → HTTP {status}")
+    n.detail(text)
+    await stack.click("fiona", fiona, "handoff.approve")
+    resolved = await wait_until(lambda: "Resolved" in stack.slack.message(ops, alert.ts).text and stack.slack.message(ops, alert.ts),
+                                what="the resolved alert")
+    n.say("Fiona approves stage 1 from her escalated card → the same #ops alert is edited, not reposted:")
+    n.detail(resolved.text)
+
+
 async def run_demo(keep_running: bool = False, out=sys.stdout) -> int:
     n = Narrator(out)
     with tempfile.TemporaryDirectory(prefix="handoff-demo-") as tmp:
         database = Path(tmp) / "handoff.db"
-        async with local_stack(database, handoff_port=3978 if keep_running else 0) as stack:
+        clock = OffsetClock()
+        async with local_stack(database, clock=clock, handoff_port=3978 if keep_running else 0) as stack:
             n.title("Local servers on loopback")
             for name, url in stack.urls.items():
                 n.detail(f"{name:8} {url}")
@@ -111,6 +164,7 @@ async def run_demo(keep_running: bool = False, out=sys.stdout) -> int:
             await story_drift(stack, n)
             await story_reject(stack, n)
             await story_status(stack, n)
+            await story_stall(stack, n, clock)
             await stack.settled()
             result = decision_log.verify(stack.store.conn)
             n.title("handoff log verify")
