@@ -155,7 +155,7 @@ def exposition(core: Core, calls: ErpCalls) -> str:
             durations.setdefault((("role", t.role), ("stage", str(t.stage + 1))), Histogram(APPROVAL_BUCKETS)).observe(
                 (t.decided_at - t.started_at).total_seconds())
     out.histograms("handoff_approval_duration_seconds", "Time from a stage's card to its decision, by role and stage.", durations)
-    waiting = open_requests(core.store, now)
+    waiting = open_requests(core.store, core.routing, now)
     out.family("handoff_requests_open", "gauge", "Requests waiting for a decision.", {(): len(waiting)})
     out.family("handoff_requests_stalled", "gauge", "Open requests past their stage SLA or marked stalled.", {(): sum(1 for w in waiting if w.stall)})
     out.family("handoff_outbox_items", "gauge", "Outbox items by status (pending, done, dead, dropped).",

@@ -43,10 +43,10 @@ def _grid(items: list[OpenRequest]) -> str:
 async def aging_board(request: web.Request) -> web.Response:
     console = request.app[CONSOLE]
     core = console.core(request)
-    items = open_requests(core.store, core.clock.now())
+    items = open_requests(core.store, core.routing, core.clock.now())
     stalled = sum(1 for i in items if i.stall)
     body = (f"<p>{len(items)} open request{'s' * (len(items) != 1)}, {stalled} stalled. Age counts from the ERP event; "
-            "a request is stalled when its current stage is past its SLA or a stall was recorded.</p>"
+            "a request is stalled when its current stage is past its SLA in business hours, or a stall was recorded.</p>"
             f"<h2>Stalled</h2>{_stalled(items)}<h2>By business unit, exception type and age</h2>"
             + (_grid(items) if items else "<p>No open requests.</p>"))
     return console.page(request, "Aging board", body)

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from handoff.bot.core.events import Event
 from handoff.bot.core.models import RequestState, RequestStatus, RoutePlan
+from handoff.bot.core.route import RoutingConfig
 from handoff.state import decision_log
 from handoff.state.decision_log import LogEntry
 from handoff.state.store import Store
@@ -28,8 +29,6 @@ def age_bucket(age: timedelta) -> str:
 class OpenRequest:
     request: RequestState
     age: timedelta
-    stage_age: timedelta
-    sla_hours: float
     stall: str | None  # why it counts as stalled, or None
 
     @property
@@ -55,18 +54,21 @@ def requests_with_event(conn: sqlite3.Connection, event: Event) -> set[str]:
     return {row[0] for row in rows}
 
 
-def open_requests(store: Store, now: datetime) -> list[OpenRequest]:
-    """Open requests, stalled ones first, then oldest first."""
+def open_requests(store: Store, routing: RoutingConfig, now: datetime) -> list[OpenRequest]:
+    """Open requests, stalled ones first, then oldest first. SLAs count business hours in the request's region's calendar."""
     starts = _stage_starts(store.conn)
     flagged = requests_with_event(store.conn, Event.REQUEST_STALLED)
     out = []
     for request in store.requests_by_status(RequestStatus.OPEN):
         stage = request.plan.stages[min(request.stage, len(request.plan.stages) - 1)]
-        stage_age = now - starts.get((request.id, request.stage), request.created_at)
-        # Elapsed hours stand in for business hours until the SLA calendar lands.
-        over = stage_age.total_seconds() / 3600 > stage.sla_hours
-        stall = "RequestStalled recorded" if request.id in flagged else (f"stage {stage.index + 1} over its {stage.sla_hours:g}h SLA" if over else None)
-        out.append(OpenRequest(request, now - request.created_at, stage_age, stage.sla_hours, stall))
+        started = starts.get((request.id, request.stage), request.created_at)
+        waited = routing.calendar_for(request.packet.record.region).hours_between(started, now)
+        stall = None
+        if waited > stage.sla_hours:
+            stall = f"stage {stage.index + 1} has waited {waited:.1f} business hours, over its {stage.sla_hours:g}h SLA"
+        elif request.id in flagged:
+            stall = "a stall is recorded in its narrative"
+        out.append(OpenRequest(request, now - request.created_at, stall))
     return sorted(out, key=lambda o: (o.stall is None, -o.age.total_seconds()))
 
 

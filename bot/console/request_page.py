@@ -31,8 +31,6 @@ def _bookkeeping(event: str, body: dict, name_of) -> str:
             return f"Card for stage {body.get('stage', 0) + 1} posted on {body.get('platform')} ({body.get('kind')}{to}), version {body.get('version')}"
         case Event.DECISION_REFUSED:
             return f"A {body.get('verb', 'decision')} was refused: {body.get('reason')}"
-        case Event.REQUEST_STALLED:
-            return "Stalled: " + ", ".join(f"{k} {v}" for k, v in body.items())
     return event
 
 

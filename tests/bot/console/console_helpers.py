@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import time
 
 import aiohttp
 
 from handoff.bot.app import WORKER
+from handoff.bot.core.calendar import DAY_NAMES, BusinessCalendar
+from handoff.bot.core.route import RoutingConfig
 from handoff.state import outbox
 
 TOKEN = "console-admin-token-for-tests"
@@ -53,3 +56,10 @@ def pump(stack, clock, seconds: float = 0.25):
         return stack.app[WORKER].is_settled()
 
     return condition
+
+
+def always_open(routing: RoutingConfig) -> RoutingConfig:
+    """The same routing on a calendar that never closes, so SLA hours are wall-clock hours whatever day the test runs."""
+    calendar = BusinessCalendar(working_days=DAY_NAMES, start=time(0), end=time(23, 59, 59))
+    return routing.model_copy(update={"calendars": {"always": calendar},
+                                      "defaults": routing.defaults.model_copy(update={"calendar": "always"})})

@@ -7,7 +7,7 @@ from decimal import Decimal
 import aiohttp
 import pytest
 from aiohttp import web
-from console_helpers import text_of
+from console_helpers import always_open, text_of
 
 from handoff.bot.console import ConsoleSettings, register_console
 from handoff.bot.core.context import Core
@@ -39,7 +39,7 @@ def decide(store: Store, clock, rid: str, outcome: str) -> None:
 @pytest.fixture
 async def console(aiohttp_client, fresh_store, clock):
     app = web.Application()
-    app[CORE] = Core(store=fresh_store, routing=load_routing(SAMPLE_ROUTING), connectors={}, clock=clock)
+    app[CORE] = Core(store=fresh_store, routing=always_open(load_routing(SAMPLE_ROUTING)), connectors={}, clock=clock)
     register_console(app, ConsoleSettings(local_development=True), CORE)
     return await aiohttp_client(app, cookie_jar=aiohttp.CookieJar(unsafe=True))
 
