@@ -45,8 +45,10 @@ def stage_subject(request_id: str, stage: int) -> str:
 
 
 def _span(delta: timedelta) -> str:
-    hours = int(delta.total_seconds() // 3600)
-    return f"{hours} h" if hours < 48 else f"{hours // 24} days"
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h" if minutes < 48 * 60 else f"{minutes // (24 * 60)} days"
 
 
 class Stalls:
@@ -68,7 +70,7 @@ class Stalls:
             "sla_hours": request.plan.stages[request.stage].sla_hours,
         })
         effects.what_changed(request.id)
-        log.warning("schedule.stalled", extra={"request_id": request.id, "stage": request.stage})
+        log.info("schedule.stalled", extra={"request_id": request.id, "stage": request.stage})
         return True
 
     def _started(self, request: RequestState, stage: int) -> datetime:
