@@ -135,6 +135,18 @@ async def bulk_approve(core: Core, approvals: Approvals, actor: ChatIdentity, it
     return f"Approved {counted} of {len(items)}.\n" + "\n".join(lines)
 
 
+def _bulk_items(value: str) -> list[list]:
+    """The [request, version, stage] triples a bulk button carries; [] when the value is not what Handoff wrote."""
+    try:
+        items = json.loads(value)
+    except ValueError:
+        return []
+    valid = isinstance(items, list) and all(
+        isinstance(i, list) and len(i) == 3 and isinstance(i[0], str) and all(isinstance(n, int) for n in i[1:]) for i in items
+    )
+    return items if valid else []
+
+
 def reassign_modal(request_id: str, version: int, stage: int, channel: str) -> dict:
     """Pick the one person who decides this stage instead."""
     return {
@@ -153,11 +165,9 @@ def register_commands(app: AsyncApp, core: Core, approvals: Approvals, channel: 
     @app.action(BULK_APPROVE)
     async def on_bulk(ack, body, action):
         await ack()
-        try:
-            items = json.loads(action["value"])
-        except ValueError:
-            items = []
-        text = await bulk_approve(core, approvals, _identity(body), items)
+        items = _bulk_items(action.get("value", ""))
+        text = (await bulk_approve(core, approvals, _identity(body), items) if items else
+                "This Approve all button is unreadable, so nothing was approved. Ask `pending` again for a fresh inbox.")
         channel_id = (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id")
         if channel_id:
             await channel.whisper(channel_id, body["user"]["id"], text)

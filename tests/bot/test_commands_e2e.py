@@ -316,3 +316,14 @@ async def test_an_approval_made_in_odoo_closes_the_card_without_writing_back(sta
     assert "Approved directly in the ERP" in str(final.blocks)
     assert Event.REQUEST_CLOSED_IN_ERP in events_of(stack, "P00042")
     assert stack.odoo.calls["purchase.order.button_approve"] == 0 and stack.odoo.calls["purchase.order.button_cancel"] == 0
+
+
+async def test_an_unreadable_approve_all_button_approves_nothing_and_says_so(stack):
+    await stack.send_order("P00043")
+    await stack.card(PROCUREMENT, "P00043")
+    blocks = [{"type": "actions", "block_id": "handoff.inbox.bulk", "elements": [
+        {"type": "button", "action_id": "handoff.bulk_approve", "text": {"type": "plain_text", "text": "Approve all 2"},
+         "value": '[["r-1", "one", 0]]'}]}]
+    await click(stack, "dana", PROCUREMENT, "1718364000.000200", blocks, "handoff.inbox.bulk", "handoff.bulk_approve")
+    await whisper(stack, "dana", "nothing was approved")
+    assert stack.odoo.calls["purchase.order.button_approve"] == 0
