@@ -228,10 +228,19 @@ def slack_handler(app: AsyncApp):
     async def handle(request: web.Request) -> web.Response:
         try:
             bolt_request = await to_bolt_request(request)
+        except web.HTTPRequestEntityTooLarge:
+            log.warning("slack.bad_request", extra={"reason": "too large"})
+            return web.json_response({"error": "Slack request body too large."}, status=413)
         except Exception as error:  # noqa: BLE001 — bolt parses untrusted bytes before any signature check
             # Garbage (a JSON list, broken JSON in `payload`) must be a 400, not a 500.
             log.warning("slack.bad_request", extra={"reason": type(error).__name__})
             return web.json_response({"error": "Unreadable Slack request body."}, status=400)
-        return await to_aiohttp_response(await app.async_dispatch(bolt_request))
+        response = await app.async_dispatch(bolt_request)
+        if response.status >= 500:
+            # Bolt answers 500 when its own matchers trip over a signed body Slack never sends (an event that is
+            # null, a block_actions without actions): bad input, so a 4xx; bolt has logged the traceback.
+            log.warning("slack.unreadable_request", extra={"status": response.status})
+            return web.json_response({"error": "Handoff could not handle this Slack request."}, status=400)
+        return await to_aiohttp_response(response)
 
     return handle

@@ -82,13 +82,12 @@ async def test_a_wrong_webhook_key_is_refused(stack):
     assert stack.store.inbox_depth() == {}
 
 
-# The Slack handler answers every unreadable body with 400 before bolt sees it, an oversized one included.
-@pytest.mark.parametrize(("path", "refused"), [("/webhooks/odoo", {413}), ("/slack/events", {400, 413})])
-async def test_a_body_over_the_limit_is_refused(stack, path, refused):
+@pytest.mark.parametrize("path", ["/webhooks/odoo", "/slack/events"])
+async def test_a_body_over_the_limit_is_refused_with_413(stack, path):
     huge = b'{"_model": "purchase.order", "_id": 1, "pad": "' + b"x" * (600 * 1024) + b'"}'
     url = stack.webhook_url() if path == "/webhooks/odoo" else f"{stack.handoff_url}{path}"
     async with stack.http.post(url, data=huge, headers={"Content-Type": "application/json", **stack.signer.sign(huge)}) as response:
-        assert response.status in refused
+        assert response.status == 413
     await stack.settled()
     assert stack.store.inbox_depth() == {}
 
