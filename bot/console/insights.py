@@ -13,7 +13,7 @@ from handoff.bot.core.view import role_label
 from . import svg
 from .context import CONSOLE
 from .facts import StageTiming, all_exception_types, finished_requests, percentile, requests_with_event, stage_timings
-from .page import h, table
+from .page import h, hours, table
 
 HOUR = 3600.0
 
@@ -77,13 +77,13 @@ async def insights_page(request: web.Request) -> web.Response:
     body = "".join([
         _section("Approval duration by role and stage",
                  svg.bars("Approval duration by role and stage", [(d[0], (d[1], d[2])) for d in durations], ("median", "p90"), "h"),
-                 ["Stage", "Median", "p90", "Decided"], [[h(d[0]), f"{d[1]:.1f} h", f"{d[2]:.1f} h", h(d[3])] for d in durations],
+                 ["Stage", "Median", "p90", "Decided"], [[h(d[0]), h(hours(d[1] * HOUR)), h(hours(d[2] * HOUR)), h(d[3])] for d in durations],
                  "No stage has been decided yet."),
         _section("Cycle time per week", svg.line("Median cycle time per week", [(w[0], w[1]) for w in weekly], "h"),
-                 ["Week finished", "Median cycle time", "Requests"], [[h(w[0]), f"{w[1]:.1f} h", h(w[2])] for w in weekly],
+                 ["Week finished", "Median cycle time", "Requests"], [[h(w[0]), h(hours(w[1] * HOUR)), h(w[2])] for w in weekly],
                  "No request has finished yet."),
         _section("Where requests wait longest", svg.bars("Mean wait by stage", [(w[0], (w[1],)) for w in waiting], ("mean wait",), "h"),
-                 ["Stage", "Mean wait", "Waiting now"], [[h(w[0]), f"{w[1]:.1f} h", h(w[2])] for w in waiting],
+                 ["Stage", "Mean wait", "Waiting now"], [[h(w[0]), h(hours(w[1] * HOUR)), h(w[2])] for w in waiting],
                  "No stage has started yet."),
         _section("Rejection and info-request rates by exception type",
                  svg.bars("Rates by exception type", [(r[0], (r[1], r[2])) for r in by_type], ("rejected", "info requested"), "%"),
