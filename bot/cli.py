@@ -10,9 +10,9 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from handoff.bot.admin.commands import register as register_admin
+from handoff.bot.config import load_settings
+from handoff.bot.bench.commands import register as register_bench
 from handoff.bot.core.errors import ConfigError, HandoffError
 from handoff.manifest.commands import register as register_manifest
 
@@ -43,16 +43,6 @@ def setup_logging(level: str = "INFO", stream=sys.stderr) -> None:
     root.setLevel(level)
 
 
-def _settings():
-    from handoff.bot.config import Settings
-
-    try:
-        return Settings()
-    except ValidationError as error:
-        problems = "; ".join(f"HANDOFF_{'__'.join(str(p).upper() for p in e['loc'])}: {e['msg']}" for e in error.errors())
-        raise ConfigError(f"The settings are incomplete: {problems}. See README › Configuration.") from None
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -60,7 +50,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from handoff.bot.routing_file import load_routing
 
     setup_logging(args.log_level)
-    settings = _settings()
+    settings = load_settings()
     routing = load_routing(Path(args.routing or settings.routing))
     app = create_app(settings, routing)
     # run_app turns SIGTERM/SIGINT into a graceful shutdown: cleanup contexts drain the worker.
@@ -97,7 +87,7 @@ def _open_store(path: str | None):
     from handoff.bot.core.ports import SystemClock
     from handoff.state.store import Store
 
-    database = Path(path) if path else _settings().database
+    database = Path(path) if path else load_settings().database
     if not database.exists():
         raise ConfigError(f"No Handoff database at {database}. Pass --database or set HANDOFF_DATABASE.")
     return Store(database, SystemClock())
@@ -201,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_manifest(sub)
     register_admin(sub)
+    register_bench(sub)
     return parser
 
 

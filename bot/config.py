@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from handoff.bot.channels.slack import SlackSettings
 from handoff.bot.console.settings import ConsoleSettings
 from handoff.bot.channels.teams import TeamsSettings
 from handoff.connectors.dataverse import DataverseSettings
+from handoff.bot.core.errors import ConfigError
 from handoff.connectors.odoo import OdooSettings
 
 
@@ -35,3 +37,12 @@ class Settings(BaseSettings):
     teams: TeamsSettings | None = None
     odoo: OdooSettings | None = None
     dataverse: DataverseSettings | None = None
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or a ConfigError naming each variable that is wrong or missing."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(f"HANDOFF_{'__'.join(str(p).upper() for p in e['loc'])}: {e['msg']}" for e in error.errors())
+        raise ConfigError(f"The settings are incomplete: {problems}. See README › Configuration.") from None

@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 
+from handoff.bot.config import load_settings
 from handoff.bot.core.errors import ConfigError
 from handoff.bot.core.retry import Backoff
 
@@ -32,7 +33,7 @@ def cmd_odoo_install_rules(args: argparse.Namespace) -> int:
     from handoff.bot.admin.odoo_rules import install_rules
     from handoff.connectors.odoo_rpc import OdooRpc
 
-    settings = _settings()
+    settings = load_settings()
     odoo = _required(settings.odoo, "Odoo", "HANDOFF_ODOO__URL, __DATABASE, __LOGIN, __API_KEY and __WEBHOOK_SECRET")
 
     async def run() -> list[str]:
@@ -46,7 +47,7 @@ def cmd_odoo_install_rules(args: argparse.Namespace) -> int:
 def cmd_dataverse_register(args: argparse.Namespace) -> int:
     from handoff.bot.admin.dataverse_register import register as register_webhook
 
-    settings = _settings()
+    settings = load_settings()
     dataverse = _required(settings.dataverse, "Dataverse",
                           "HANDOFF_DATAVERSE__URL, __TENANT_ID, __CLIENT_ID, __CLIENT_SECRET and __WEBHOOK_KEY")
 
@@ -62,7 +63,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from handoff.bot.admin.doctor import diagnose, render
 
     try:
-        settings = _settings()
+        settings = load_settings()
     except ConfigError as error:
         print(f"FAIL  Settings: {error}\n      fix: set the variables named above, then run `handoff doctor` again.")
         return 1
@@ -79,12 +80,6 @@ def dataverse_api(dataverse: Any):
 
     tokens = MsalTokenProvider(dataverse)
     return lambda session: WebApi(dataverse.url, session, tokens, Backoff(), asyncio.sleep)
-
-
-def _settings() -> Any:
-    from handoff.bot.cli import _settings as load
-
-    return load()
 
 
 def _required(value: Any, what: str, variables: str) -> Any:
