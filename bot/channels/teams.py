@@ -101,6 +101,26 @@ class TeamsChannel:
         await self._call("send the message", target,
                          connector.conversations.send_to_conversation(conversation, await self._message(text)))
 
+    async def post_alert(self, target: Target, text: str) -> tuple[str, str]:
+        """Post a stall alert; (conversation, activity id) is what editing it in place later needs."""
+        if target.kind == "channel":
+            reference, conversation = await self._reference(target), target.address
+        else:
+            reference, conversation = await self._open_dm(target)
+        connector = await self._connector(reference["serviceUrl"])
+        sent = await self._call("post the alert", target,
+                                connector.conversations.send_to_conversation(conversation, await self._message(text)))
+        return conversation, sent.id
+
+    async def update_alert(self, conversation: str, message_id: str, text: str) -> None:
+        # Alerts go to the operations channel (core.route.ops_target), whose id is also its directory key.
+        target = Target(platform="teams", kind="channel", address=conversation)
+        reference = await self._reference(target)
+        activity = await self._message(text)
+        activity.id = message_id
+        connector = await self._connector(reference["serviceUrl"])
+        await self._call("update the alert", target, connector.conversations.update_activity(conversation, message_id, activity))
+
     # ---- helpers
 
     async def _reference(self, target: Target) -> dict:
