@@ -65,19 +65,18 @@ def test_a_wrong_zone_or_inverted_hours_is_refused_with_the_fix():
 
 def test_routing_file_calendars_by_region_with_a_default(tmp_path):
     text = SAMPLE.read_text().replace(
-        "[defaults]\n",
-        "[calendars.eu]\ntime_zone = \"Europe/Berlin\"\nholidays = [2026-12-25]\n\n"
-        "[calendars.APAC]\ntime_zone = \"Asia/Singapore\"\nworking_days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\"]\n"
-        "start = 08:30:00\nend = 17:30:00\n\n[defaults]\ncalendar = \"eu\"\nreminders = [0.25, 0.75]\n",
-        1,
-    )
+        "[defaults]\n", "[calendars.eu]\ntime_zone = \"Europe/Berlin\"\nholidays = [2026-12-25]\nstart = 08:30:00\n\n"
+        "[defaults]\ncalendar = \"eu\"\n", 1,
+    ).replace("reminders = [0.5, 1.0]", "reminders = [0.25, 0.75]", 1)
     path = tmp_path / "routing.toml"
     path.write_text(text)
     routing = load_routing(path)
-    assert routing.calendar_for("apac").time_zone == "Asia/Singapore"
+    assert routing.calendar_for("apac").time_zone == "Asia/Singapore", "the sample's APAC calendar, matched ignoring case"
     assert routing.calendar_for("LATAM").time_zone == "Europe/Berlin"
     assert routing.calendar_for(None).holidays == (date(2026, 12, 25),)
+    assert routing.calendar_for(None).start == time(8, 30)
     assert routing.defaults.reminders == (0.25, 0.75)
+    assert routing.people["gus"].time_zone == "Asia/Singapore"
 
 
 def test_routing_file_names_the_line_of_a_bad_calendar(tmp_path):
