@@ -40,6 +40,18 @@ _FIXES = {
 }
 
 
+REASSIGN = "handoff.reassign"
+
+
+def render(view: CardView) -> tuple[str, list[dict]]:
+    """The Block Kit card plus a Reassign button: Slack has the user picker it needs (Teams: not yet)."""
+    text, blocks = blockkit.render_card(view)
+    for block in blocks:
+        if block.get("block_id") == "handoff.actions":
+            block["elements"].append(blockkit._button("Reassign", REASSIGN, block["elements"][0]["value"]))
+    return text, blocks
+
+
 class SlackSettings(BaseModel):
     bot_token: SecretStr
     signing_secret: SecretStr
@@ -76,13 +88,13 @@ class SlackChannel:
         return opened["channel"]["id"]
 
     async def post_card(self, request_id: str, stage: int, target: Target, view: CardView) -> PostedCard:
-        text, blocks = blockkit.render_card(view)
+        text, blocks = render(view)
         channel = await self._conversation(target)
         sent = await self.call("chat.postMessage", channel=channel, text=text, blocks=blocks)
         return PostedCard(request_id=request_id, stage=stage, target=target, conversation=sent["channel"], message_id=sent["ts"])
 
     async def update_card(self, posted: PostedCard, view: CardView) -> None:
-        text, blocks = blockkit.render_card(view)
+        text, blocks = render(view)
         await self.call("chat.update", channel=posted.conversation, ts=posted.message_id, text=text, blocks=blocks)
 
     async def post_thread(self, posted: PostedCard, text: str, mention: str | None = None) -> None:

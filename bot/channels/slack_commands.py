@@ -23,11 +23,11 @@ from handoff.bot.core.ports import Approvals
 from handoff.cards import blockkit
 from handoff.cards.escape import escape_mrkdwn, slack_link, truncate
 
-from .slack import SlackChannel, _binding, _identity
+from .slack import REASSIGN, SlackChannel, _binding, _identity
 
 log = logging.getLogger(__name__)
 
-BULK_APPROVE, REASSIGN, REASSIGN_MODAL = "handoff.bulk_approve", "handoff.reassign", "handoff.reassign_modal"
+BULK_APPROVE, REASSIGN_MODAL = "handoff.bulk_approve", "handoff.reassign_modal"
 # Two blocks per item and Slack's 50 blocks per message; the bulk button's value (max 2000 chars) holds them all.
 INBOX_ITEMS = 15
 COUNTED = {Outcome.RECORDED, Outcome.STAGE_DECIDED, Outcome.REQUEST_DECIDED}

@@ -147,7 +147,8 @@ class Ingestor:
     def _log_opening(self, request: RequestState, event: SourceEvent, plan: RoutePlan) -> None:
         store, record = self.core.store, request.packet.record
         store.log(request.id, Event.REQUEST_RECEIVED, "erp", {
-            "trigger": f"{event.ref.source.capitalize()} webhook",
+            # Reconciliation marks what it found itself, so the narrative doesn't claim a webhook that never came.
+            "trigger": f"{event.ref.source.capitalize()} {'poll' if event.hint.get('trigger') == 'poll' else 'webhook'}",
             "reference": record.reference,
             "ref": event.ref.key,
             "dedup_key": event.dedup_key,

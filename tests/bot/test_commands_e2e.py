@@ -258,12 +258,10 @@ async def test_a_delegate_still_cannot_approve_their_own_request_and_delegate_of
     assert "YYYY-MM-DD" in (await command(stack, "fiona", f"delegate <@{stack.slack_id('erik')}|erik> until soon"))["text"]
 
 
-async def test_reassign_moves_the_stage_to_the_picked_person(stack):
+async def test_reassign_from_the_card_moves_the_stage_to_the_picked_person(stack):
     await stack.send_order("P00043")
     card = await stack.card(PROCUREMENT, "P00043")
-    reply = await dm(stack, "dana", "pending", "Ev0PENDING3")
-    request = request_of(stack, "P00043")
-    await click(stack, "dana", reply.channel, reply.ts, reply.blocks, f"handoff.inbox.{request.id}.actions", "handoff.reassign")
+    await click_card(stack, "dana", card, "handoff.reassign")
     opened = await wait_until(lambda: stack.slack.views, what="the reassign modal")
     view = opened[-1]["view"]
     assert view["blocks"][0]["element"]["type"] == "users_select"
@@ -277,6 +275,8 @@ async def test_reassign_moves_the_stage_to_the_picked_person(stack):
     await whisper(stack, "dana", "now rests with Erik Lindqvist")
     erik_card = await stack.card("erik", "P00043")
     assert Event.STAGE_REASSIGNED in events_of(stack, "P00043")
+    await wait_until(lambda: "Dana Approver reassigned stage 1 to Erik Lindqvist" in str(stack.slack.message(PROCUREMENT, card.ts).blocks),
+                     what="the channel card telling the reassignment")
 
     await click_card(stack, "dana", card)
     await whisper(stack, "dana", "Only Procurement manager can decide")
@@ -292,7 +292,8 @@ async def test_an_order_never_webhooked_is_found_by_the_poll(live_stack):
     fresh = await stack.app[WORKER].reconciler.tick()
     assert fresh == 7, "every seeded order waiting for approval or decided in Odoo"
     for reference in ("P00042", "P00043", "P00045"):
-        await stack.card(PROCUREMENT, reference)
+        card = await stack.card(PROCUREMENT, reference)
+        assert f"Odoo poll for {reference}" in str(card.blocks), "the narrative says where the request came from"
     await stack.settled()
     assert {r.reference for r in stack.store.requests_by_status(RequestStatus.OPEN)} == {"P00042", "P00043", "P00044", "P00045"}
     assert await stack.app[WORKER].reconciler.tick() == 0, "a second poll finds nothing new"
