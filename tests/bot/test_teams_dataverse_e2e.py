@@ -139,3 +139,25 @@ async def test_a_dataverse_412_at_write_back_is_not_a_crash_and_never_overwrites
         assert Event.ERP_WRITE_FAILED in events_of(stack, "PO-000124")
         await stack.settled()
         assert (await stack.http.get(f"{stack.handoff_url}/healthz")).status == 200
+
+
+async def test_in_local_development_an_unsigned_playground_install_and_click_work_through_its_connector_path(tmp_path):
+    # As the npm Teams playground behaves (protocols.md §5): no Authorization header, serviceUrl .../_connector.
+    async with local_stack(tmp_path / "handoff.db", source="odoo", chat="teams", local_development=True) as stack:
+        assert stack.teams.service_url.endswith("/_connector")
+        await stack.send_order("P00045")
+        card = await stack.teams.card("procurement", "P00045")
+
+        status, body = await stack.teams.invoke("dana", card, APPROVE)
+
+        assert (status, body["type"]) == (200, CARD)
+        await wait_until(lambda: stack.erp_status("P00045") == "purchase", what="the approval in Odoo")
+        await wait_until(lambda: stack.teams.replies(card), what="the what-changed reply through the playground's connector")
+
+
+async def test_outside_local_development_an_unsigned_teams_request_is_refused(tmp_path):
+    async with local_stack(tmp_path / "handoff.db", source="odoo", chat="teams") as stack:
+        stack.teams.anonymous = True
+        status, body = await stack.teams.say("dana", "status P00042")
+        assert status == 401
+        assert "not signed by the Bot Framework" in body["error"]
