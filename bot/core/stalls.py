@@ -16,7 +16,7 @@ from .effects import Effects
 from .errors import ChatError, ChatRateLimited
 from .events import Event
 from .models import Delivery, RequestState, RequestStatus, Target
-from .route import members, ops_target
+from .route import members, ops_target, targets_for_stage
 from .view import clock_time, role_label
 
 log = logging.getLogger(__name__)
@@ -93,10 +93,12 @@ class Stalls:
         ]
         if self.due.is_escalated(request.id, request.stage) and stage.escalate_to:
             lines.append(f"Escalated to {role_label(stage.escalate_to)}.")
-        if not any(c.stage == request.stage for c in core.store.cards(request.id)):
+        posted = {(c.target.platform, c.target.address) for c in core.store.cards(request.id) if c.stage == request.stage}
+        own = targets_for_stage(core.routing, request.plan, stage, {request.requester or ""})
+        if not any((t.platform, t.address) in posted for t in own):
             lines.append(
-                f"Next: nobody received the card, so routing failed. Fix role '{stage.role}' in the routing config "
-                f"(`handoff routes check`), then `handoff outbox list` to see what is waiting."
+                f"Next: no {role_label(stage.role)} has the card — routing failed or its post was set aside. Fix role "
+                f"'{stage.role}' in the routing config (`handoff routes check`), or retry the post (`handoff outbox list`)."
             )
         else:
             lines.append(f"Next: approve, ping or reassign — `/handoff status {record.reference}`.")

@@ -14,6 +14,7 @@ from handoff.bot.fakes.slack import SlackSigner
 from handoff.bot.fakes.stack import SAMPLE_ROUTING, SIGNING_SECRET, local_stack
 from handoff.bot.fakes.waiting import wait_until
 from handoff.bot.routing_file import load_routing
+from handoff.state import outbox
 from handoff.state.schedule_store import ScheduleStore
 
 PROCUREMENT, OPS = "C0PROCURE", "C0OPS"
@@ -171,3 +172,38 @@ async def test_weeks_open_keeps_reminding_once_per_sla_and_the_tick_uses_indexes
         ).fetchall()
         assert "USING INDEX stages_due" in str(plan)
         assert ScheduleStore(stack.store).next_due() is not None
+
+
+async def test_a_dead_lettered_card_gets_an_alert_with_the_retry_command_and_resolves_once_retried(tmp_path, clock):
+    async with local_stack(tmp_path / "handoff.db", clock=clock) as stack:
+        del stack.slack.messages[PROCUREMENT], stack.slack.channel_names[PROCUREMENT]  # the app was removed from the channel
+        await stack.send_order("P00045")
+        dead = await wait_until(lambda: [m for m in stack.slack.messages[OPS] if m.text.startswith("Dead letter #")],
+                                what="the dead-letter alert")
+        item_id = dead[0].text.split("#")[1].split(":")[0]
+        assert "channel_not_found" in dead[0].text and f"handoff outbox retry {item_id}" in dead[0].text
+
+        await move_to(stack, clock, datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc))
+        stall = await wait_until(lambda: ops_alerts(stack, "Stalled: P00045"), what="the stall alert")
+        assert "no Procurement manager has the card — routing failed or its post was set aside" in stall[0].text
+
+        stack.slack.add_channel(PROCUREMENT, "procurement")
+        with stack.store.transaction() as conn:
+            assert outbox.revive(conn, int(item_id), clock.now())  # what `handoff outbox retry N` does
+        await move_to(stack, clock, clock.now())
+        await stack.card(PROCUREMENT, "P00045")
+        retried = await wait_until(lambda: "Resolved" in stack.slack.message(OPS, dead[0].ts).text and stack.slack.message(OPS, dead[0].ts),
+                                   what="the dead-letter alert resolved")
+        assert f"dead letter #{item_id} was retried or dropped" in retried.text
+
+
+async def test_the_daily_digest_ages_open_requests_once_per_working_day(tmp_path, clock):
+    async with local_stack(tmp_path / "handoff.db", clock=clock) as stack:
+        await stack.send_order("P00045")
+        await stack.card(PROCUREMENT, "P00045")
+        await move_to(stack, clock, datetime(2026, 11, 23, 15, 0, tzinfo=timezone.utc))
+        for day in (24, 28, 29, 30):  # Tuesday, a weekend, Monday
+            await move_to(stack, clock, datetime(2026, 11, day, 10, 0, tzinfo=timezone.utc))
+        digests = [m.text for m in stack.slack.messages[OPS] if m.text.startswith("Daily exception aging")]
+        assert len(digests) == 3, "Monday, Tuesday and the next Monday; none at the weekend, never twice a day"
+        assert "• Handoff Demo EU · no exception: " in digests[-1] and "oldest waiting 7 days" in digests[-1]
