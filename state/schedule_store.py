@@ -144,6 +144,9 @@ class ScheduleStore:
             (platform, conversation, message_id, alert.text, alert.id),
         )
 
+    def forget_message(self, alert: Alert) -> None:
+        self.conn.execute("UPDATE alerts SET conversation = NULL, message_id = NULL, dirty = 1 WHERE id = ?", (alert.id,))
+
     def retry_alert(self, alert: Alert, at: datetime) -> None:
         self.conn.execute("UPDATE alerts SET next_try_at = ? WHERE id = ?", (_ts(at), alert.id))
 

@@ -32,10 +32,7 @@ class Scheduler:
         """Plan new stages, fire due steps, refresh alerts and the digest; returns how many things happened."""
         now = self.core.clock.now()
         done = self._plan(now) + self._fire(now) + self.stalls.scan(now) + self.stalls.digest(now)
-        done += await self.stalls.sync(now)
-        if done:
-            self.core.wake()
-        return done
+        return done + await self.stalls.sync(now)
 
     def fractions(self) -> list[float]:
         return sorted({*self.core.routing.defaults.reminders, 1.0})
@@ -51,6 +48,8 @@ class Scheduler:
     def _plan(self, now: datetime) -> int:
         store = self.core.store
         planned = self.due.unplanned(self.batch)
+        if not planned:
+            return 0
         with store.transaction():
             for row in planned:
                 request = store.get_request(row.request_id)

@@ -109,28 +109,27 @@ class Stalls:
     def scan(self, now: datetime) -> int:
         changed = 0
         with self.core.store.transaction():
+            failures = {subject: (request_id, text) for subject, request_id, text in self._failures()}
             for alert in self.due.open_alerts():
-                changed += self._refresh(alert, now)
-            for subject, request_id, text in self._failures(now):
+                changed += self._refresh(alert, failures, now)
+            for subject, (request_id, text) in failures.items():
                 changed += self.due.raise_alert(subject, request_id, text, now)
         return changed
 
-    def _refresh(self, alert: Alert, now: datetime) -> int:
+    def _refresh(self, alert: Alert, failures: dict[str, tuple[str | None, str]], now: datetime) -> int:
         kind, _, key = alert.subject.partition(":")
-        text = self._still_stuck(kind, key, now)
+        text = self._stage_still_stuck(key, now) if kind == "stage" else failures.get(alert.subject, (None, None))[1]
         if text is None:
             self.due.resolve_alert(alert.subject, f"Resolved after {_span(now - alert.opened_at)}: {self._moved(kind, key)}", now)
             return 1
         return self.due.raise_alert(alert.subject, alert.request_id, text, now)
 
-    def _still_stuck(self, kind: str, key: str, now: datetime) -> str | None:
-        """The alert's current text, or None when it is no longer stuck."""
-        if kind == "stage":
-            request_id, _, stage = key.rpartition(":")
-            request = self.core.store.get_request(request_id)
-            open_here = request is not None and request.status is RequestStatus.OPEN and request.stage == int(stage)
-            return self.stage_text(request, now) if open_here else None
-        return next((text for subject, _, text in self._failures(now) if subject == f"{kind}:{key}"), None)
+    def _stage_still_stuck(self, key: str, now: datetime) -> str | None:
+        """The stall alert's current text, or None once the request has moved."""
+        request_id, _, stage = key.rpartition(":")
+        request = self.core.store.get_request(request_id)
+        open_here = request is not None and request.status is RequestStatus.OPEN and request.stage == int(stage)
+        return self.stage_text(request, now) if open_here else None
 
     def _moved(self, kind: str, key: str) -> str:
         if kind == "stage":
@@ -143,7 +142,7 @@ class Stalls:
         return {"dead": f"dead letter #{key} was retried or dropped.", "failed": "the request left the failed state.",
                 "write": f"the write-back (outbox #{key}) went through or was set aside."}[kind]
 
-    def _failures(self, now: datetime) -> list[tuple[str, str | None, str]]:
+    def _failures(self) -> list[tuple[str, str | None, str]]:
         """(subject, request id, text) for each dead letter, failed write-back and write-back that keeps failing."""
         store = self.core.store
         found = []
@@ -194,7 +193,9 @@ class Stalls:
                 self.due.retry_alert(alert, now + timedelta(seconds=error.retry_after))
                 continue
             except ChatError as error:
-                log.warning("alert.retry", extra={"alert": alert.id, "error": str(error)})
+                log.warning("alert.retry", extra={"alert": alert.id, "error": str(error), "permanent": error.permanent})
+                if error.permanent and alert.message_id:
+                    self.due.forget_message(alert)  # deleted by someone, say: post it afresh next time
                 self.due.retry_alert(alert, now + ALERT_RETRY)
                 continue
             with self.core.store.transaction():
