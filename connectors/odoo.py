@@ -29,7 +29,9 @@ APPROVED_STATES = {"purchase", "done"}
 # What reconciliation polls for: waiting for approval, or decided (approved, locked, cancelled) in Odoo itself.
 RECONCILED_STATES = ["to approve", "purchase", "done", "cancel"]
 FIRST_POLL_LOOKBACK = timedelta(days=1)
-ORDER_FIELDS = ["name", "state", "partner_id", "amount_total", "currency_id", "user_id", "order_line", "company_id", "write_date", "date_order"]
+# write_uid is a log-access column every model has (odoo/models.py LOG_ACCESS_COLUMNS): who saved the order last.
+ORDER_FIELDS = ["name", "state", "partner_id", "amount_total", "currency_id", "user_id", "order_line", "company_id", "write_date", "date_order",
+                "write_uid"]
 LINE_FIELDS = ["name", "product_qty", "price_unit", "price_subtotal", "display_type"]
 
 
@@ -147,6 +149,8 @@ class OdooConnector:
             vendor_history=VendorHistory(open_orders=open_orders, recent_exceptions=exceptions),
             awaiting_approval=state == "to approve",
             erp_decision="approved" if state in APPROVED_STATES else "rejected" if state == "cancel" else None,
+            # Whoever saved a decided order last decided it, unless someone edited it since: good enough to say "by".
+            decided_by=_text(order.get("write_uid")) if state in APPROVED_STATES | {"cancel"} else None,
         )
 
     async def write_decision(self, record: ErpRecord, decision: Decision) -> ErpRecord:

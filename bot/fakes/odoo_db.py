@@ -25,7 +25,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "name": None, "state": None, "partner_id": (M2O, "res.partner"), "amount_total": None,
         "currency_id": (M2O, "res.currency"), "user_id": (M2O, "res.users"), "company_id": (M2O, "res.company"),
         "order_line": (O2M, "purchase.order.line", "order_id"), "date_order": None, "date_approve": None,
-        "locked": None, "write_date": None,
+        "locked": None, "write_date": None, "write_uid": (M2O, "res.users"),
     },
     "purchase.order.line": {
         "name": None, "order_id": (M2O, "purchase.order"), "product_qty": None, "price_unit": None,
@@ -117,10 +117,15 @@ class OdooDb:
         self.records[model][record_id] = {**scalars, **self._commands(model, values, {}), "write_date": self.stamp()}
         return record_id
 
-    def update(self, model: str, record_id: int, values: dict[str, Any]) -> None:
+    def update(self, model: str, record_id: int, values: dict[str, Any], uid: int | None = None) -> None:
+        """Write `values` as user `uid`: write_date and (where the model lists it) write_uid follow, as the ORM's
+        log-access columns do (odoo/models.py LOG_ACCESS_COLUMNS)."""
         self._check_fields(model, values)
         record = self.records[model][record_id]
-        record.update(self._commands(model, values, record), write_date=self.stamp())
+        logged: dict[str, Any] = {"write_date": self.stamp()}
+        if uid is not None and "write_uid" in self.schema[model]:
+            logged["write_uid"] = uid
+        record.update(self._commands(model, values, record), **logged)
 
     def seed_metadata(self) -> None:
         """ir.model, ir.model.fields and purchase.order's state values, made on first use so other ids stay put."""
@@ -237,7 +242,7 @@ def search(env: Env, domain: list, offset: int = 0, limit: int | None = None, or
 
 def write(env: Env, vals: dict[str, Any]) -> bool:
     for record_id in _existing(env):
-        env.db.update(env.model, record_id, vals)
+        env.db.update(env.model, record_id, vals, env.uid)
     return True
 
 
@@ -265,7 +270,7 @@ def button_approve(env: Env, force: bool = False) -> dict:
         values = {"state": "purchase", "date_approve": db.stamp()}
         if company["po_lock"] == "lock":
             values.update({"state": "done"} if db.version < 18 else {"locked": True})
-        db.update("purchase.order", order_id, values)
+        db.update("purchase.order", order_id, values, env.uid)
     return {}
 
 
@@ -275,7 +280,7 @@ def button_cancel(env: Env) -> None:
     if locked:
         raise OdooError("odoo.exceptions.UserError", f"Unable to cancel purchase order(s): {', '.join(locked)}. You must first unlock them.")
     for order_id in _existing(env):
-        env.db.update("purchase.order", order_id, {"state": "cancel"})
+        env.db.update("purchase.order", order_id, {"state": "cancel"}, env.uid)
 
 
 def message_post(env: Env, *, body: str = "", subject: str | None = None, message_type: str = "notification", subtype_xmlid: str | None = None, **kwargs: Any) -> Created:

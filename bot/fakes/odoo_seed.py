@@ -102,9 +102,9 @@ class OdooSeeding:
             self.db.create("ir.attachment", {"name": f"{order['name']} quotation {number}.pdf", "res_model": "purchase.order", "res_id": order_id})
         return order_id
 
-    def set_field(self, model: str, record_id: int, **values: Any) -> None:
-        """Change a record as a user in Odoo would, bumping its write_date: how tests make a record drift."""
-        self.db.update(model, record_id, values)
+    def set_field(self, model: str, record_id: int, *, by: str | None = None, **values: Any) -> None:
+        """Change a record as a user in Odoo would (`by`: their login), bumping its write_date: how tests make a record drift."""
+        self.db.update(model, record_id, values, self.add_user(by) if by else None)
 
 
 def demo_seed(fake: FakeOdoo, *, purchase_manager: bool = True) -> dict[str, int]:

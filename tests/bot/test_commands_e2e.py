@@ -305,7 +305,9 @@ async def test_an_approval_made_in_odoo_closes_the_card_without_writing_back(sta
     await stack.send_order("P00042")
     card = await stack.card(PROCUREMENT, "P00042")
     await stack.settled()
-    stack.odoo.set_field("purchase.order", stack.orders["P00042"], state="purchase", date_approve="2026-11-23 12:00:00")
+    stack.odoo.add_user("olga@example.com", name="Olga Owner")
+    stack.odoo.set_field("purchase.order", stack.orders["P00042"], by="olga@example.com", state="purchase",
+                         date_approve="2026-11-23 12:00:00")
 
     assert await stack.app[WORKER].reconciler.tick() >= 1
     closed = await wait_until(lambda: "Decided directly in the ERP" in str(stack.slack.message(PROCUREMENT, card.ts).blocks),
@@ -314,7 +316,7 @@ async def test_an_approval_made_in_odoo_closes_the_card_without_writing_back(sta
     await stack.settled()
     final = stack.slack.message(PROCUREMENT, card.ts)
     assert not any(b["type"] == "actions" for b in final.blocks)
-    assert "Approved directly in the ERP" in str(final.blocks)
+    assert "Approved directly in the ERP by Olga Owner" in str(final.blocks)
     assert Event.REQUEST_CLOSED_IN_ERP in events_of(stack, "P00042")
     assert stack.odoo.calls["purchase.order.button_approve"] == 0 and stack.odoo.calls["purchase.order.button_cancel"] == 0
 
