@@ -61,7 +61,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from handoff.bot.demo import run_demo
 
-    return asyncio.run(run_demo(keep_running=args.keep_running))
+    return asyncio.run(run_demo(keep_running=args.keep_running, source=args.source, chat=args.chat))
 
 
 def cmd_routes_check(args: argparse.Namespace) -> int:
@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the whole story locally against fakes, no credentials needed")
     demo.add_argument("--keep-running", action="store_true", help="leave the fakes and Handoff up for exploring")
+    demo.add_argument("--source", choices=("odoo", "dataverse"), default="odoo", help="the ERP the requests come from")
+    demo.add_argument("--chat", choices=("slack", "teams"), default="slack",
+                      help="where people decide (teams + --keep-running: open to the npm Teams playground, no auth)")
     demo.set_defaults(func=cmd_demo)
 
     routes = sub.add_parser("routes", help="check or explain the routing config").add_subparsers(dest="routes_command", required=True)

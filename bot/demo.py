@@ -1,4 +1,4 @@
-"""`handoff demo`: the whole story on this machine — local Odoo and Slack fakes, real HTTP, no credentials."""
+"""`handoff demo`: the whole story on this machine — local Odoo or Dataverse, Slack or Teams fakes, real HTTP, no credentials."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from handoff.state.schedule_store import ScheduleStore
 from .app import CORE
 from .fakes.clock import OffsetClock
 from .fakes.slack import SlackSigner
-from .fakes.stack import SIGNING_SECRET, LocalStack, button_binding, local_stack
+from .demo_chat import APPROVED, ORDERS, REJECTED, DemoChat, erp_notes
+from .fakes.stack import SIGNING_SECRET, LocalStack, local_stack
 from .fakes.waiting import wait_until
 
 
@@ -38,73 +39,64 @@ class Narrator:
             print(f"      │ {line}", file=self.out, flush=True)
 
 
-def _card_summary(card) -> str:
-    return card.text
-
-
-async def story_two_stages(stack: LocalStack, n: Narrator) -> None:
-    n.title("P00042 · 12,500 EUR from Acme Supplies: two stages, separation of duties, write-back")
-    status, answer = await stack.send_order("P00042")
-    n.say(f"Odoo's automation rule posts the webhook → HTTP {status} {answer['status']} (stored before the answer)")
-    card = await stack.card(stack.routing.channels["procurement"].slack, "P00042")
-    n.say(f"Approval card in #procurement: “{card.text}”")
-    status, answer = await stack.send_order("P00042")
+async def story_two_stages(stack: LocalStack, chat: DemoChat, n: Narrator) -> None:
+    reference, erp = ORDERS[stack.source][0], stack.source.capitalize()
+    n.title(f"{reference} · 12,500 EUR from Acme Supplies: two stages, separation of duties, write-back")
+    status, answer = await stack.send_order(reference)
+    n.say(f"{erp} posts the webhook → HTTP {status} {answer['status']} (stored before the answer)")
+    card = await chat.card("procurement", reference)
+    n.say(f"Approval card in the procurement channel on {chat.name}")
+    status, answer = await stack.send_order(reference, redeliver=True)
     await stack.settled()
-    posted = [m for m in stack.slack.messages[card.channel] if "P00042" in m.text and m.thread_ts is None]
-    n.say(f"Odoo redelivers the same webhook → HTTP {status} {answer['status']}; still {len(posted)} card")
-    await stack.click("marc", card, "handoff.approve")
-    whisper = await wait_until(lambda: stack.whispers_to("marc"), what="a private reply to Marc")
-    n.say(f"Marc (who raised it) clicks Approve → privately: “{whisper[-1]}”")
-    await stack.click("dana", card, "handoff.approve")
-    fiona = await stack.card("fiona", "P00042")
-    n.say("Dana approves stage 1 → the card updates in place; stage 2 goes to Fiona (finance director) by DM")
-    await stack.click("fiona", fiona, "handoff.approve")
-    thread = await wait_until(lambda: stack.slack.thread_replies(card.channel, card.ts), what="the what-changed thread")
-    order = stack.odoo.db.records["purchase.order"][stack.orders["P00042"]]
-    n.say(f"Fiona approves → Handoff approves the PO in Odoo and re-reads it: state “{order['state']}”")
-    n.say("“What changed” reply in the card's thread:")
-    n.detail(thread[-1].text)
+    n.say(f"{erp} redelivers the same webhook → HTTP {status} {answer['status']}; still {chat.cards_for('procurement', reference)} card")
+    told = await chat.approve("marc", card)
+    n.say(f"Marc (who raised it) clicks Approve → privately: “{told}”")
+    await chat.approve("dana", card)
+    fiona = await chat.card("fiona", reference)
+    n.say("Dana approves stage 1 → the card updates in place; stage 2 goes to Fiona (finance director) in a 1:1 chat")
+    await chat.approve("fiona", fiona)
+    await wait_until(lambda: stack.erp_status(reference) == APPROVED[stack.source], what=f"the approval in {erp}")
+    n.say(f"Fiona approves → Handoff writes the approval to {erp} and re-reads it: state “{stack.erp_status(reference)}”")
+    n.say("“What changed” reply under the card:")
+    n.detail((await chat.thread(card))[-1])
 
 
-async def story_drift(stack: LocalStack, n: Narrator) -> None:
-    n.title("P00043 · Northwind Traders: the record changes in Odoo before anyone decides")
-    await stack.send_order("P00043")
-    card = await stack.card(stack.routing.channels["procurement"].slack, "P00043")
-    n.say(f"Card posted: “{card.text}”")
-    order_id = stack.orders["P00043"]
-    stack.odoo.set_field("purchase.order", order_id, amount_total=4100.0)
-    n.say("Someone raises the amount in Odoo to 4,100.00 EUR (no webhook for that edit)")
-    await stack.click("erik", card, "handoff.approve")
-    whisper = await wait_until(lambda: stack.whispers_to("erik"), what="Erik's private reply")
-    n.say(f"Erik clicks Approve on the old picture → not counted: “{whisper[-1]}”")
-    refreshed = await wait_until(lambda: button_binding(stack.slack.message(card.channel, card.ts), "handoff.approve")["v"] == 2
-                                 and stack.slack.message(card.channel, card.ts), what="the refreshed card")
+async def story_drift(stack: LocalStack, chat: DemoChat, n: Narrator) -> None:
+    reference, erp = ORDERS[stack.source][1], stack.source.capitalize()
+    n.title(f"{reference} · Northwind Traders: the record changes in {erp} before anyone decides")
+    await stack.send_order(reference)
+    card = await chat.card("procurement", reference)
+    n.say(f"Card posted (version {chat.version(card)})")
+    stack.change_amount(reference, 4100.0)
+    n.say(f"Someone raises the amount in {erp} to 4,100.00 (no webhook for that edit)")
+    told = await chat.approve("erik", card)
+    n.say(f"Erik clicks Approve on the old picture → not counted: “{told}”")
+    await wait_until(lambda: chat.version(card) == 2, what="the refreshed card")
     n.say("The card refreshes in place (version 2) and says what changed")
-    await stack.click("erik", refreshed, "handoff.approve")
-    await wait_until(lambda: stack.odoo.db.records["purchase.order"][order_id]["state"] == "purchase", what="the approval in Odoo")
-    n.say("Erik approves the current version → written to Odoo (state “purchase”)")
+    await chat.approve("erik", chat.current(card))
+    await wait_until(lambda: stack.erp_status(reference) == APPROVED[stack.source], what=f"the approval in {erp}")
+    n.say(f"Erik approves the current version → written to {erp} (“{stack.erp_status(reference)}”)")
 
 
-async def story_reject(stack: LocalStack, n: Narrator) -> None:
-    n.title("P00045 · small order: rejected with a reason, which lands in Odoo's chatter")
-    await stack.send_order("P00045")
-    card = await stack.card(stack.routing.channels["procurement"].slack, "P00045")
-    await stack.click("dana", card, "handoff.reject")
-    await wait_until(lambda: stack.slack.views, what="the reject modal")
-    n.say("Dana clicks Reject → a modal asks for the reason")
-    await stack.submit_modal("dana", "Duplicate of P00038; reuse that order.")
-    order_id = stack.orders["P00045"]
-    await wait_until(lambda: stack.odoo.db.records["purchase.order"][order_id]["state"] == "cancel", what="the cancel in Odoo")
-    notes = [m for m in stack.odoo.db.records.get("mail.message", {}).values() if m.get("res_id") == order_id]
-    n.say(f"Odoo: order cancelled, chatter note: “{notes[-1]['body'] if notes else '?'}”")
+async def story_reject(stack: LocalStack, chat: DemoChat, n: Narrator) -> None:
+    reference, erp = ORDERS[stack.source][2], stack.source.capitalize()
+    n.title(f"{reference} · small order: rejected with a reason, which lands on the record in {erp}")
+    await stack.send_order(reference)
+    card = await chat.card("procurement", reference)
+    how = await chat.reject("dana", card, "Duplicate of an earlier order; reuse that one.")
+    n.say(f"Dana clicks Reject → {how}")
+    await wait_until(lambda: stack.erp_status(reference) == REJECTED[stack.source], what=f"the rejection in {erp}")
+    notes = erp_notes(stack, reference)
+    kind = "chatter note" if stack.source == "odoo" else "note on the record"
+    n.say(f"{erp}: state “{stack.erp_status(reference)}”, {kind}: “{notes[-1] if notes else '?'}”")
 
 
-async def story_status(stack: LocalStack, n: Narrator) -> None:
-    n.title("Anyone can ask: /handoff status")
-    body = stack.signer.slash_command_body(stack.slack_id("erik"), "erik", stack.routing.channels["procurement"].slack, "procurement", "status P00042")
-    status, text = await stack.post_slack(body)
-    n.say(f"Erik types /handoff status P00042 → HTTP {status}")
-    n.detail(text)
+async def story_status(stack: LocalStack, chat: DemoChat, n: Narrator) -> None:
+    reference = ORDERS[stack.source][0]
+    n.title(f"Anyone can ask Handoff in {chat.name}: status")
+    answer = await chat.ask("erik", f"status {reference}")
+    n.say(f"Erik asks “status {reference}”")
+    n.detail(answer)
 
 
 async def story_stall(stack: LocalStack, n: Narrator, clock: OffsetClock) -> None:
@@ -151,26 +143,40 @@ async def story_stall(stack: LocalStack, n: Narrator, clock: OffsetClock) -> Non
     n.detail(resolved.text)
 
 
-async def run_demo(keep_running: bool = False, out=sys.stdout) -> int:
+async def run_demo(keep_running: bool = False, out=sys.stdout, source: str = "odoo", chat: str = "slack") -> int:
     n = Narrator(out)
     with tempfile.TemporaryDirectory(prefix="handoff-demo-") as tmp:
         database = Path(tmp) / "handoff.db"
         clock = OffsetClock()
-        async with local_stack(database, clock=clock, handoff_port=3978 if keep_running else 0) as stack:
-            n.title("Local servers on loopback")
+        # The npm Teams playground sends no tokens: kept running on Teams, Handoff accepts it (and logs that loudly).
+        playground = keep_running and chat == "teams"
+        async with local_stack(database, clock=clock, handoff_port=3978 if keep_running else 0, source=source, chat=chat,
+                               local_development=playground) as stack:
+            n.title(f"Local servers on loopback: {source.capitalize()} → Handoff → {DemoChat(stack).name}")
             for name, url in stack.urls.items():
-                n.detail(f"{name:8} {url}")
-            await story_two_stages(stack, n)
-            await story_drift(stack, n)
-            await story_reject(stack, n)
-            await story_status(stack, n)
-            await story_stall(stack, n, clock)
+                n.detail(f"{name:9} {url}")
+            people = DemoChat(stack)
+            await story_two_stages(stack, people, n)
+            await story_drift(stack, people, n)
+            await story_reject(stack, people, n)
+            await story_status(stack, people, n)
+            if (source, chat) == ("odoo", "slack"):
+                await story_stall(stack, n, clock)  # told with Slack's threads and Odoo's P00044
             await stack.settled()
             result = decision_log.verify(stack.store.conn)
             n.title("handoff log verify")
             n.say(f"{result.checked} decision-log entries, hash chain {'intact' if result.ok else 'BROKEN'}")
             if keep_running:
-                n.detail("Handoff, fake Odoo and fake Slack stay up; Ctrl-C to stop.")
-                n.detail(f"Webhook URL for Odoo: {stack.webhook_url()}")
+                _keep_running_notes(stack, n)
                 await asyncio.Event().wait()
             return 0 if result.ok else 1
+
+
+def _keep_running_notes(stack: LocalStack, n: Narrator) -> None:
+    n.detail("Handoff and the fakes stay up; Ctrl-C to stop.")
+    if stack.source == "odoo":
+        n.detail(f"Webhook URL for Odoo: {stack.webhook_url()}")
+    else:
+        n.detail(f"Webhook URL for Dataverse: {stack.handoff_url}/webhooks/dataverse?code=<key>")
+    if stack.chat == "teams":
+        n.detail("Teams: `npx @microsoft/m365agentsplayground`, bot endpoint http://localhost:3978/api/messages (see README)")

@@ -87,10 +87,10 @@ class LocalStack:
         async with self.http.post(self.webhook_url(key), data=body, headers={"Content-Type": "application/json"}) as response:
             return response.status, await response.json(content_type=None)
 
-    async def send_order(self, reference: str) -> tuple[int, dict]:
-        """The ERP's webhook for one of the seeded orders, as that ERP posts it."""
+    async def send_order(self, reference: str, *, redeliver: bool = False) -> tuple[int, dict]:
+        """The ERP's webhook for one of the seeded orders, as that ERP posts it (`redeliver`: the same delivery again)."""
         if self.dataverse:
-            return await self.dataverse.send_order(reference)
+            return await self.dataverse.send_order(reference, redeliver=redeliver)
         return await self.post_webhook(self.odoo.webhook_body(self.orders[reference]))
 
     def change_amount(self, reference: str, amount: float) -> None:

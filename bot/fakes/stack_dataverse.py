@@ -49,10 +49,16 @@ class DataverseDriver:
     http: aiohttp.ClientSession
     orders: dict[str, str]
     edits: dict[str, dict] = field(default_factory=dict)  # record id -> columns someone changes as Handoff writes
+    sent: dict[str, bytes] = field(default_factory=dict)  # reference -> the last webhook body posted for it
 
-    async def send_order(self, reference: str, key: str = WEBHOOK_KEY) -> tuple[int, dict]:
-        """POST the RemoteExecutionContext an async Update step posts, the WebhookKey in `?code=` (protocols.md §3)."""
-        body = self.fake.webhook_body(ENTITY, self.orders[reference])
+    async def send_order(self, reference: str, key: str = WEBHOOK_KEY, *, redeliver: bool = False) -> tuple[int, dict]:
+        """POST the RemoteExecutionContext an async Update step posts, the WebhookKey in `?code=` (protocols.md §3).
+
+        `redeliver` posts the last body again, same OperationId, as Dataverse's one retry after a 502/503/504 does.
+        """
+        if not redeliver or reference not in self.sent:
+            self.sent[reference] = self.fake.webhook_body(ENTITY, self.orders[reference])
+        body = self.sent[reference]
         headers = {"Content-Type": "application/json", "x-ms-dynamics-entity-name": ENTITY, "x-ms-dynamics-request-name": "Update"}
         async with self.http.post(self.endpoint, params={"code": key}, data=body, headers=headers) as response:
             return response.status, await response.json(content_type=None)
