@@ -220,14 +220,15 @@ class Dispatcher:
         return live if wanted is not None and live.erp_decision == wanted else None
 
     def _tell_write_waits(self, request: RequestState, error: ErpUnavailable) -> None:
-        """Once per outage, say in the card's thread that the decision is queued, instead of silence."""
+        """Once per request, say in the card's thread that the decision is queued, instead of silence."""
         core = self.core
         since = core.outages.down(request.ref.source, core.clock.now())
         with core.store.transaction() as conn:
             Effects(conn, core.clock.now()).thread(
                 request.id,
                 f"{since.describe()}: the decision is kept and Handoff writes it back by itself when it answers.",
-                key=f"erp-wait:{request.id}:{since.key}",
+                # Per request, not per outage: reads may succeed between failed writes and end the outage meanwhile.
+                key=f"erp-wait:{request.id}",
             )
         core.wake()
 
