@@ -80,7 +80,7 @@ class Approvals:
         if refusal is not None:
             return refusal
         assert person is not None
-        stage = request.plan.stages[request.stage]
+        stage = delegation.deciding_stage(core, request)
         if action.verb is Verb.ASK_INFO:
             return self._ask_info(request, person, action.comment or "")
         try:

@@ -10,7 +10,7 @@ from handoff.state import delegation_store
 from .context import Core
 from .effects import Effects
 from .events import Event
-from .models import Person, RequestState, RequestStatus, Target
+from .models import Person, RequestState, RequestStatus, StageMode, StagePlan, Target
 from .route import can_decide, members, platform_of
 from .view import role_label
 
@@ -32,6 +32,14 @@ def may_decide(core: Core, request: RequestState, person: Person) -> bool:
         return True
     delegators = {delegator for delegator, delegate in active(core).items() if delegate == person.key}
     return any(member.key in delegators for member in members(core.routing, stage.role))
+
+
+def deciding_stage(core: Core, request: RequestState) -> StagePlan:
+    """The current stage as it is decided now: a reassigned stage has one decider, so their decision settles it."""
+    stage = request.plan.stages[request.stage]
+    if delegation_store.assignee(core.store.conn, request.id, request.stage) is None:
+        return stage
+    return stage.model_copy(update={"mode": StageMode.FIRST, "quorum": 1})
 
 
 def grant(core: Core, delegator: Person, delegate: Person, until: date, starts: date | None = None) -> str:

@@ -25,11 +25,11 @@ def open_request(core):
     counter = iter(range(1, 1000))
 
     def make(reference: str, amount: str = "1200", vendor: str = "Acme Supplies", business_unit: str | None = None,
-             requester: str | None = "marc@example.com") -> RequestState:
+             requester: str | None = "marc@example.com", exception_type: str | None = None) -> RequestState:
         record = ErpRecord(
             ref=RecordRef(source="odoo", model="purchase.order", record_id=str(next(counter))), reference=reference,
             state="to approve", vendor=vendor, amount=Decimal(amount), currency="EUR", business_unit=business_unit,
-            requester=ErpPerson(name=requester, login=requester) if requester else None,
+            requester=ErpPerson(name=requester, login=requester) if requester else None, exception_type=exception_type,
         )
         plan = plan_route(core.routing, RouteFacts.from_record(record))
         person = person_for_erp(core.routing, record.requester)

@@ -6,6 +6,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from handoff.bot.core import delegation
 from handoff.bot.core.events import Event
+from handoff.bot.core.models import StageMode
 from handoff.bot.core.route import targets_for_stage
 from handoff.state import decision_log
 
@@ -76,3 +77,11 @@ def test_reassigning_is_for_deciders_and_never_to_the_requester(core, open_reque
     assert "Only someone who may decide" in delegation.reassign(core, request, people["gus"], people["erik"])
     assert "raised P00046" in delegation.reassign(core, request, people["dana"], people["marc"])
     assert logged(core, Event.STAGE_REASSIGNED) == []
+
+
+def test_a_reassigned_every_member_stage_is_settled_by_its_one_decider(core, open_request):
+    people = core.routing.people
+    request = open_request("P00047", business_unit="EU Procurement", exception_type="compliance_review")
+    assert delegation.deciding_stage(core, request).mode == StageMode.ALL
+    delegation.reassign(core, request, people["dana"], people["fiona"])
+    assert delegation.deciding_stage(core, request).mode == StageMode.FIRST
