@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from dataclasses import replace
 from pathlib import Path
 
 
@@ -14,7 +15,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     options = Options.quick_run(args.duration) if args.quick else Options(duration_s=args.duration or Options.duration_s)
     sizes = {k: v for k, v in (("stall_rows", args.stall_rows), ("memory_requests", args.memory_requests)) if v is not None}
-    options = Options(**{**options.__dict__, **sizes})
+    options = replace(options, **sizes)
     result = asyncio.run(run_bench(options, progress=lambda line: print(line, flush=True)))
     print()
     print(table(result))

@@ -92,5 +92,5 @@ def teams_status(app: web.Application) -> str:
     """Whether the Teams endpoint is wired into the app, said as the bench output reports it."""
     wired = any(getattr(route.resource, "canonical", "") == "/api/messages" for route in app.router.routes())
     if wired:
-        return "skipped: /api/messages is wired, but the bench has no Teams (Bot Connector) driver yet"
+        return "skipped: /api/messages is wired, but local_stack configures no Teams and the bench has no Bot Connector driver yet"
     return "skipped: Teams (bot/channels/teams.py) is not wired into the app yet, so there is nothing to invoke"

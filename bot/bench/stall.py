@@ -75,8 +75,13 @@ async def _tick(store: Store, routing: RoutingConfig) -> dict:
     try:
         scheduler = Scheduler(Core(store=store, routing=routing, connectors={}, clock=store.clock), {})
         begin = time.perf_counter()
-        done = await scheduler.tick()
+        first = await scheduler.tick()
+        one = time.perf_counter() - begin
+        ticks, done = 1, first
+        # Ticks until the backlog is gone (each handles one batch): what 1% of the open requests falling due costs.
+        while done and ticks < 1000:
+            done, ticks = await scheduler.tick(), ticks + 1
     except Exception as error:  # the scheduler is another engineer's work in progress: report, don't crash the bench
         return {"tick_ms": None, "scheduler": f"tick failed ({type(error).__name__}: {error}): only the due query was timed"}
-    return {"tick_ms": round((time.perf_counter() - begin) * 1000, 2), "tick_actions": done,
-            "scheduler": f"one Scheduler.tick(), which handles at most {scheduler.batch} due stages"}
+    return {"tick_ms": round(one * 1000, 2), "tick_actions": first, "all_due_ms": round((time.perf_counter() - begin) * 1000, 2),
+            "all_due_ticks": ticks, "scheduler": f"Scheduler.tick(), at most {scheduler.batch} due stages a tick"}
