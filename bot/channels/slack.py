@@ -209,8 +209,11 @@ def build_bolt_app(settings: SlackSettings, client: AsyncWebClient, approvals: A
         if not core.store.first_delivery(f"slack:{body['event_id']}"):
             return  # Slack retried a delivery we already answered
         text, blocks = commands.reply(core, approvals, event["user"], event.get("text", "").split(">", 1)[-1])
+        if blocks:  # a working inbox is for its owner alone: ephemeral, not in the channel's thread
+            await channel.call("chat.postEphemeral", channel=event["channel"], user=event["user"], text=escape_mrkdwn(text), blocks=blocks)
+            return
         await channel.call("chat.postMessage", channel=event["channel"], thread_ts=event.get("thread_ts") or event["ts"],
-                            text=escape_mrkdwn(text), **({"blocks": blocks} if blocks else {}))
+                            text=escape_mrkdwn(text))
 
     @app.event("message")
     async def on_message(body, event):

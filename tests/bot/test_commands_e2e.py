@@ -142,6 +142,19 @@ async def test_a_mention_gets_a_status_answer_in_the_thread(stack):
     assert "Stage 1 of 1" in reply[0].text
 
 
+async def test_pending_asked_in_a_channel_comes_back_only_to_the_asker(stack):
+    await stack.send_order("P00043")
+    await stack.card(PROCUREMENT, "P00043")
+    event = {"type": "app_mention", "channel": PROCUREMENT, "user": stack.slack_id("erik"), "text": "<@UHANDOFF> what's pending for me",
+             "ts": "1718364000.000300"}
+    status, _ = await post_now(stack, stack.signer.event_callback_body(event, "Ev0MENTION2"), "application/json")
+    assert status == 200
+    inbox = await wait_until(lambda: next((e for e in stack.slack.ephemerals if e["user"] == stack.slack_id("erik")), None),
+                             what="the inbox, ephemeral")
+    assert inbox["channel"] == PROCUREMENT and any(b.get("type") == "actions" for b in inbox["blocks"])
+    assert stack.slack.thread_replies(PROCUREMENT, "1718364000.000300") == []
+
+
 async def test_whats_stuck_lists_stages_past_their_sla_oldest_first(stack, clock):
     await stack.send_order("P00043")
     await stack.card(PROCUREMENT, "P00043")
