@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import requests
 from aiohttp import web
 from botbuilder.core import ActivityHandler, InvokeResponse, TurnContext
-from botbuilder.schema import Activity, Attachment, ChannelAccount
-from msrest.exceptions import DeserializationError
+from botbuilder.schema import Activity, Attachment, ChannelAccount, ErrorResponseException
+from msrest.exceptions import ClientException, DeserializationError
 
 from handoff.bot.core.models import Action, ActionResult, ChatIdentity, Outcome, Verb
 from handoff.cards import adaptive
@@ -165,7 +165,11 @@ class HandoffTeamsBot(ActivityHandler):
         text = _MENTION.sub(" ", activity.text or "")
         answer = self.channel.status(identity, " ".join(text.split()))
         # The answer goes back where the question was asked: the 1:1 chat, or the channel thread it started.
-        await turn_context.send_activity(Activity(type="message", text=escape_adaptive(answer), text_format="markdown"))
+        try:
+            await turn_context.send_activity(Activity(type="message", text=escape_adaptive(answer), text_format="markdown"))
+        except (ErrorResponseException, ClientException, OSError) as error:
+            # The question was received; an unreachable connector is logged, not turned into a 500 for Teams to retry.
+            log.warning("teams.answer_failed", extra={"service_url": activity.service_url, "error": type(error).__name__})
 
     async def _act(self, activity: Activity, verb: Verb, request_id: str, version: int, stage: int, data: dict) -> ActionResult | str:
         """The core's result, or (as a string) why the click cannot be counted as sent, before the core sees it."""

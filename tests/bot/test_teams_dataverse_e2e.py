@@ -161,3 +161,35 @@ async def test_outside_local_development_an_unsigned_teams_request_is_refused(tm
         status, body = await stack.teams.say("dana", "status P00042")
         assert status == 401
         assert "not signed by the Bot Framework" in body["error"]
+
+
+def playground_session(stack) -> dict:
+    """What the npm playground sends from its 1:1 chat: its own ids, no tenant of ours, its serviceUrl."""
+    chat = {"id": "a:playground-personal", "conversationType": "personal", "tenantId": "00000000-0000-0000-0000-000000000001"}
+    dana = {"id": "29:playground-dana", "name": "Dana Approver", "aadObjectId": stack.teams.aad("dana")}
+    stack.teams.connector.add_conversation(chat["id"])
+    return {"channelId": "msteams", "serviceUrl": stack.teams.service_url, "conversation": chat, "from": dana,
+            "recipient": {"id": "28:playground-bot", "name": "Handoff"}}
+
+
+async def test_a_playground_session_installs_then_asks_and_is_answered_in_its_chat(tmp_path):
+    async with local_stack(tmp_path / "handoff.db", source="odoo", chat="teams", local_development=True) as stack:
+        await stack.send_order("P00042")
+        await stack.teams.card("procurement", "P00042")
+        session = playground_session(stack)
+
+        # The playground's opening sequence (protocols.md §5), then a question typed in the 1:1 chat.
+        assert (await stack.teams.send({**session, "type": "installationUpdate", "action": "add"}))[0] == 201
+        assert (await stack.teams.send({**session, "type": "conversationUpdate", "membersAdded": [{"id": "28:playground-bot"}]}))[0] == 201
+        assert (await stack.teams.send({**session, "type": "message", "text": "status P00042"}))[0] == 201
+        answer = await wait_until(lambda: [t for t in stack.teams.texts(session["conversation"]["id"]) if "P00042" in t],
+                                  what="the answer")
+        assert "Acme Supplies" in answer[-1]
+
+
+async def test_a_question_whose_answer_cannot_be_delivered_is_still_not_a_500(tmp_path):
+    async with local_stack(tmp_path / "handoff.db", source="odoo", chat="teams", local_development=True) as stack:
+        # Nothing listens at this serviceUrl (the playground was closed); botbuilder's client retries, then gives up.
+        gone = {**playground_session(stack), "serviceUrl": "http://127.0.0.1:9/_connector", "type": "message", "text": "status"}
+        status, _ = await stack.teams.send(gone)
+        assert status == 201
