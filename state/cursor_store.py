@@ -7,11 +7,13 @@ from datetime import datetime
 
 
 def get(conn: sqlite3.Connection, source: str) -> str | None:
+    """The cursor the ERP issued at the last poll, or None before the first."""
     row = conn.execute("SELECT cursor FROM erp_cursors WHERE source = ?", (source,)).fetchone()
     return row[0] if row else None
 
 
 def put(conn: sqlite3.Connection, source: str, cursor: str, now: datetime) -> None:
+    """Remember where the next poll starts."""
     conn.execute(
         "INSERT INTO erp_cursors (source, cursor, updated_at) VALUES (?,?,?)"
         " ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",

@@ -37,6 +37,7 @@ def revoke(conn: sqlite3.Connection, delegator: str) -> Delegation | None:
 
 
 def get(conn: sqlite3.Connection, delegator: str) -> Delegation | None:
+    """The delegator's delegation, whatever its window."""
     row = conn.execute("SELECT delegator, delegate, starts_at, ends_at FROM delegations WHERE delegator = ?", (delegator,)).fetchone()
     return _delegation(row) if row else None
 
@@ -50,6 +51,7 @@ def active(conn: sqlite3.Connection, now: datetime) -> dict[str, str]:
 
 
 def reassign(conn: sqlite3.Connection, request_id: str, stage: int, person: str, now: datetime) -> None:
+    """Give one stage to one person; a later reassignment of the same stage replaces it."""
     conn.execute(
         "INSERT INTO reassignments (request_id, stage, person, at) VALUES (?,?,?,?)"
         " ON CONFLICT (request_id, stage) DO UPDATE SET person = excluded.person, at = excluded.at",

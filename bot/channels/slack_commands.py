@@ -37,6 +37,7 @@ DELEGATE_HELP = "Say `/handoff delegate @someone until 2026-12-01` (optionally `
 
 
 def person_of(approvals: Approvals, user_id: str) -> Person | None:
+    """The configured person behind a Slack user id, or None."""
     return approvals.person_for(ChatIdentity(platform="slack", user_id=user_id))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from handoff.state import cursor_store
 
@@ -15,6 +15,7 @@ from .models import SourceEvent
 log = logging.getLogger(__name__)
 
 
+@runtime_checkable
 class Polled(Protocol):
     """A connector that can list what changed since a cursor it issued (Odoo's write_date; Dataverse has none yet)."""
 
@@ -42,18 +43,17 @@ class Reconciler:
         """Poll every ERP once now; returns how many changes were new to the inbox."""
         fresh = 0
         for source, connector in self.core.connectors.items():
-            poll = getattr(connector, "changed_since", None)
-            if poll is not None:
-                fresh += await self._poll(source, poll)
+            if isinstance(connector, Polled):
+                fresh += await self._poll(source, connector)
         if fresh:
             self.core.wake()
         return fresh
 
-    async def _poll(self, source: str, poll) -> int:
+    async def _poll(self, source: str, connector: Polled) -> int:
         store, now = self.core.store, self.core.clock.now()
         cursor = cursor_store.get(store.conn, source)
         try:
-            events, next_cursor = await poll(cursor, now)
+            events, next_cursor = await connector.changed_since(cursor, now)
         except HandoffError as error:
             # The cursor stays put, so the next tick asks for the same window again: nothing is skipped.
             log.warning("reconcile.poll_failed", extra={"source": source, "error": str(error)})

@@ -157,6 +157,7 @@ def stuck_for(core: Core, person: Person) -> list[tuple[RequestState, timedelta]
 
 
 def stuck_text(core: Core, person: Person) -> str:
+    """The stuck list in words, with each stage's SLA and who holds it."""
     stuck = stuck_for(core, person)
     if not stuck:
         return "Nothing you can see is past its SLA."
@@ -168,6 +169,7 @@ def stuck_text(core: Core, person: Person) -> str:
 
 
 def describe(core: Core, request: RequestState) -> str:
+    """One request's status: stage, holders, waiting time, the last three events and the record link."""
     now = core.clock.now()
     record = request.packet.record
     lines = [f"{request.reference} — {record.vendor}, {record.amount:,.2f} {record.currency}"]
