@@ -314,6 +314,14 @@ async def test_an_order_never_webhooked_is_found_by_the_poll(live_stack):
     assert body["status"] == "duplicate", "the webhook of a change already polled dedups"
 
 
+async def test_the_worker_polls_on_its_interval(stack, clock):
+    await stack.settled()
+    assert stack.store.requests_by_status(RequestStatus.OPEN) == [], "no poll before the first interval"
+    clock.advance(seconds=stack.app[WORKER].reconciler.every.total_seconds())
+    stack.app[WORKER].wake()
+    await stack.card(PROCUREMENT, "P00042")
+
+
 async def test_an_approval_made_in_odoo_closes_the_card_without_writing_back(stack):
     await stack.send_order("P00042")
     card = await stack.card(PROCUREMENT, "P00042")
