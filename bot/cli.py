@@ -61,7 +61,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from handoff.bot.demo import run_demo
 
-    return asyncio.run(run_demo(keep_running=args.keep_running, source=args.source, chat=args.chat))
+    routing = Path(args.routing) if args.routing else None
+    return asyncio.run(run_demo(keep_running=args.keep_running, source=args.source, chat=args.chat, routing=routing))
 
 
 def cmd_routes_check(args: argparse.Namespace) -> int:
@@ -159,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--source", choices=("odoo", "dataverse"), default="odoo", help="the ERP the requests come from")
     demo.add_argument("--chat", choices=("slack", "teams"), default="slack",
                       help="where people decide (teams + --keep-running: open to the npm Teams playground, no auth)")
+    demo.add_argument("--routing", metavar="TOML", help="your routing file instead of the sample: no story, Handoff and the "
+                      "fakes wait on port 3978 for you (e.g. the playground's user as an approver)")
     demo.set_defaults(func=cmd_demo)
 
     routes = sub.add_parser("routes", help="check or explain the routing config").add_subparsers(dest="routes_command", required=True)

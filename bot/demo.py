@@ -19,6 +19,8 @@ from .fakes.clock import OffsetClock
 from .fakes.slack import SlackSigner
 from .demo_chat import APPROVED, ORDERS, REJECTED, DemoChat, erp_notes
 from .fakes.stack import SIGNING_SECRET, LocalStack, local_stack
+from .fakes.stack_dataverse import WEBHOOK_KEY
+from .routing_file import load_routing
 from .fakes.waiting import wait_until
 
 
@@ -143,40 +145,57 @@ async def story_stall(stack: LocalStack, n: Narrator, clock: OffsetClock) -> Non
     n.detail(resolved.text)
 
 
-async def run_demo(keep_running: bool = False, out=sys.stdout, source: str = "odoo", chat: str = "slack") -> int:
+async def run_demo(keep_running: bool = False, out=sys.stdout, source: str = "odoo", chat: str = "slack",
+                   routing: Path | None = None) -> int:
+    """The story for one mix; with your own `routing` there is no story: Handoff and the fakes wait for you."""
     n = Narrator(out)
     with tempfile.TemporaryDirectory(prefix="handoff-demo-") as tmp:
         database = Path(tmp) / "handoff.db"
         clock = OffsetClock()
         # The npm Teams playground sends no tokens: kept running on Teams, Handoff accepts it (and logs that loudly).
-        playground = keep_running and chat == "teams"
-        async with local_stack(database, clock=clock, handoff_port=3978 if keep_running else 0, source=source, chat=chat,
-                               local_development=playground) as stack:
+        playground = (keep_running or routing is not None) and chat == "teams"
+        async with local_stack(database, clock=clock, handoff_port=3978 if keep_running or routing else 0, source=source,
+                               chat=chat, local_development=playground, routing=load_routing(routing) if routing else None) as stack:
             n.title(f"Local servers on loopback: {source.capitalize()} → Handoff → {DemoChat(stack).name}")
             for name, url in stack.urls.items():
                 n.detail(f"{name:9} {url}")
-            people = DemoChat(stack)
-            await story_two_stages(stack, people, n)
-            await story_drift(stack, people, n)
-            await story_reject(stack, people, n)
-            await story_status(stack, people, n)
-            if (source, chat) == ("odoo", "slack"):
-                await story_stall(stack, n, clock)  # told with Slack's threads and Odoo's P00044
-            await stack.settled()
-            result = decision_log.verify(stack.store.conn)
-            n.title("handoff log verify")
-            n.say(f"{result.checked} decision-log entries, hash chain {'intact' if result.ok else 'BROKEN'}")
-            if keep_running:
-                _keep_running_notes(stack, n)
-                await asyncio.Event().wait()
-            return 0 if result.ok else 1
+            if routing is None:
+                ok = await _stories(stack, n, clock)
+                if not keep_running:
+                    return 0 if ok else 1
+            _keep_running_notes(stack, n, Path(tmp))
+            await asyncio.Event().wait()
+            return 0
 
 
-def _keep_running_notes(stack: LocalStack, n: Narrator) -> None:
-    n.detail("Handoff and the fakes stay up; Ctrl-C to stop.")
-    if stack.source == "odoo":
-        n.detail(f"Webhook URL for Odoo: {stack.webhook_url()}")
-    else:
-        n.detail(f"Webhook URL for Dataverse: {stack.handoff_url}/webhooks/dataverse?code=<key>")
+async def _stories(stack: LocalStack, n: Narrator, clock: OffsetClock) -> bool:
+    people = DemoChat(stack)
+    await story_two_stages(stack, people, n)
+    await story_drift(stack, people, n)
+    await story_reject(stack, people, n)
+    await story_status(stack, people, n)
+    if (stack.source, stack.chat) == ("odoo", "slack"):
+        await story_stall(stack, n, clock)  # told with Slack's threads and Odoo's P00044
+    await stack.settled()
+    result = decision_log.verify(stack.store.conn)
+    n.title("handoff log verify")
+    n.say(f"{result.checked} decision-log entries, hash chain {'intact' if result.ok else 'BROKEN'}")
+    return result.ok
+
+
+def _keep_running_notes(stack: LocalStack, n: Narrator, folder: Path) -> None:
+    """How to go on by hand: a ready webhook body per order that is still waiting, and where Teams connects."""
+    n.title("Handoff and the fakes stay up; Ctrl-C to stop")
+    for reference in ORDERS[stack.source] + (("P00044",) if stack.source == "odoo" else ()):
+        if stack.store.find_requests(reference):
+            continue
+        body = folder / f"{reference}.json"
+        if stack.dataverse:
+            body.write_bytes(stack.dataverse.fake.webhook_body("purchaseorder", stack.orders[reference]))
+            url = f"{stack.handoff_url}/webhooks/dataverse?code={WEBHOOK_KEY}"
+        else:
+            body.write_bytes(stack.odoo.webhook_body(stack.orders[reference]))
+            url = stack.webhook_url()
+        n.detail(f"{reference}: curl -H 'Content-Type: application/json' --data @{body} '{url}'")
     if stack.chat == "teams":
-        n.detail("Teams: `npx @microsoft/m365agentsplayground`, bot endpoint http://localhost:3978/api/messages (see README)")
+        n.detail("Teams: run `npx @microsoft/m365agentsplayground` against http://localhost:3978/api/messages (README, Teams by hand)")
