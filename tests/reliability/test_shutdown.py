@@ -38,4 +38,4 @@ async def test_sigterm_while_odoo_hangs_still_exits_within_the_grace_period(hand
     assert await handoff.send_order("P00043") == 200
     await wait_until(lambda: handoff.fakes.odoo.requests, timeout=10, what="Handoff to start reading from Odoo")
     # Worker.stop allows 10 s for the round in flight, then gives up on it; the event stays queued for the next start.
-    assert await handoff.terminate(timeout=30) == 0
+    assert await handoff.terminate(timeout=60) == 0
