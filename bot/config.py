@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from handoff.bot.channels.slack import SlackSettings
@@ -13,12 +13,14 @@ from handoff.bot.channels.teams import TeamsSettings
 from handoff.connectors.dataverse import DataverseSettings
 from handoff.bot.core.errors import ConfigError
 from handoff.connectors.odoo import OdooSettings
+from handoff.state.pg import is_postgres
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HANDOFF_", env_nested_delimiter="__", extra="ignore")
 
-    database: Path = Path("handoff.db")
+    # A SQLite file, or a postgresql:// URL when several replicas share one database.
+    database: Path | str = Path("handoff.db")
     routing: Path = Path("routing.toml")
     host: str = "127.0.0.1"
     port: int = 3978
@@ -37,6 +39,12 @@ class Settings(BaseSettings):
     teams: TeamsSettings | None = None
     odoo: OdooSettings | None = None
     dataverse: DataverseSettings | None = None
+
+    @field_validator("database", mode="before")
+    @classmethod
+    def _path_unless_url(cls, value: object) -> object:
+        # A Path would fold the URL's "//" into "/", so only file locations become paths.
+        return value if isinstance(value, str) and is_postgres(value) else Path(value)
 
 
 def load_settings() -> Settings:

@@ -49,6 +49,10 @@ def canonical(body: dict) -> str:
 
 def append(conn: sqlite3.Connection, at: datetime, request_id: str | None, event: str, actor: str, body: dict) -> LogEntry:
     """Append one entry. Call inside the transaction that makes the fact true, so both land or neither."""
+    # SQLite's BEGIN IMMEDIATE already lets one writer in at a time; on PostgreSQL, replicas appending at once would
+    # read the same head and fork the chain, so they queue on a lock held until their transaction ends.
+    if lock := getattr(conn, "xact_lock", None):
+        lock("decision_log")
     last = conn.execute("SELECT seq, hash FROM decision_log ORDER BY seq DESC LIMIT 1").fetchone()
     seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
     at_text = at.isoformat(timespec="microseconds")

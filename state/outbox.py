@@ -44,10 +44,11 @@ def enqueue(conn: sqlite3.Connection, at: datetime, kind: str, payload: dict, ke
 
 def claim_due(conn: sqlite3.Connection, now: datetime, limit: int, lease: timedelta) -> list[OutboxItem]:
     """Take due items and push their next_at out by a lease, so a crash mid-delivery retries them later."""
-    rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM outbox WHERE status = 'pending' AND next_at <= ? ORDER BY next_at, id LIMIT ?",
-        (_ts(now), limit),
-    ).fetchall()
+    sql = f"SELECT {_COLUMNS} FROM outbox WHERE status = 'pending' AND next_at <= ? ORDER BY next_at, id LIMIT ?"
+    if getattr(conn, "dialect", "sqlite") == "postgresql":
+        # Replicas claim side by side: rows another replica is claiming are skipped, not waited for or sent twice.
+        sql += " FOR UPDATE SKIP LOCKED"
+    rows = conn.execute(sql, (_ts(now), limit)).fetchall()
     if rows:
         conn.executemany("UPDATE outbox SET next_at = ? WHERE id = ?", [(_ts(now + lease), row[0]) for row in rows])
     return [_item(row) for row in rows]

@@ -26,7 +26,7 @@ from handoff.bot.core.models import (
 )
 from handoff.bot.core.ports import Clock
 
-from . import decision_log
+from . import decision_log, pg
 from .migrations import migrate
 
 
@@ -47,6 +47,11 @@ class Store:
     def __init__(self, path: str | Path, clock: Clock) -> None:
         self.path = str(path)
         self.clock = clock
+        self._depth = 0
+        self._leading: set[str] = set()
+        if pg.is_postgres(self.path):
+            self.conn = pg.connect(self.path)
+            return
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so writers queue up instead of failing mid-way.
         self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
         if self.path != ":memory:":
@@ -54,10 +59,22 @@ class Store:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         migrate(self.conn)
-        self._depth = 0
 
     def close(self) -> None:
         self.conn.close()
+
+    def try_lead(self, name: str) -> bool:
+        """True while this process leads `name` (e.g. the scheduler) among replicas sharing the database.
+
+        SQLite is one machine, so its one process always leads. On PostgreSQL the lead is a session advisory lock:
+        it passes to another replica as soon as the holder's connection ends, including when its process dies.
+        """
+        lock = getattr(self.conn, "try_session_lock", None)
+        if lock is None or name in self._leading:
+            return True
+        if lock(name):
+            self._leading.add(name)
+        return name in self._leading
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -226,12 +243,12 @@ class Store:
     def find_requests(self, text: str, limit: int = 5) -> list[RequestState]:
         """Exact reference first, else references ending with or containing the text (newest first)."""
         rows = self.conn.execute(
-            f"SELECT {self._REQUEST_COLUMNS} FROM requests WHERE reference = ? COLLATE NOCASE ORDER BY created_at DESC LIMIT 1",
+            f"SELECT {self._REQUEST_COLUMNS} FROM requests WHERE lower(reference) = lower(?) ORDER BY created_at DESC LIMIT 1",
             (text,),
         ).fetchall()
         if not rows:
             rows = self.conn.execute(
-                f"SELECT {self._REQUEST_COLUMNS} FROM requests WHERE reference LIKE ? ESCAPE '\\' COLLATE NOCASE"
+                f"SELECT {self._REQUEST_COLUMNS} FROM requests WHERE lower(reference) LIKE lower(?) ESCAPE '\\'"
                 " ORDER BY created_at DESC LIMIT ?",
                 ("%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%", limit),
             ).fetchall()

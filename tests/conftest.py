@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from handoff.bot.fakes.postgres import database_for_test
 from handoff.state.store import Store
 
 
@@ -29,6 +30,8 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def fresh_store(clock: ManualClock) -> Store:
-    store = Store(":memory:", clock)
-    yield store
-    store.close()
+    # HANDOFF_TEST_DATABASE=postgresql://… runs every store test against a scratch PostgreSQL schema instead.
+    with database_for_test(":memory:") as database:
+        store = Store(database, clock)
+        yield store
+        store.close()

@@ -26,6 +26,7 @@ from handoff.connectors.odoo import OdooSettings
 from handoff.state.store import Store
 
 from .odoo import FakeOdoo
+from .postgres import database_for_test
 from .odoo_seed import demo_seed
 from .slack import FakeMessage, FakeSlack, SlackSigner
 from .stack_dataverse import DataverseDriver, dataverse_fakes, demo_orders
@@ -185,7 +186,7 @@ async def local_stack(
     clock = clock or SystemClock()
     routing = routing or (load_routing(SAMPLE_ROUTING) if chat == "slack" else routing_for(chat, database.parent))
     async with AsyncExitStack() as stack:
-        urls, fields, settings = {}, {}, {"database": database}
+        urls, fields, settings = {}, {}, {"database": stack.enter_context(database_for_test(database))}
         if source == "odoo":
             odoo = FakeOdoo(version=odoo_version)
             fields["orders"] = demo_seed(odoo)

@@ -16,8 +16,9 @@ def _fill(store, n: int = 5) -> None:
 
 def _tamper(store, sql: str, *args) -> None:
     # An attacker with the file can drop our triggers; verify must still catch the edit.
-    store.conn.execute("DROP TRIGGER decision_log_no_update")
-    store.conn.execute("DROP TRIGGER decision_log_no_delete")
+    table = " ON decision_log" if getattr(store.conn, "dialect", "sqlite") == "postgresql" else ""
+    store.conn.execute("DROP TRIGGER decision_log_no_update" + table)
+    store.conn.execute("DROP TRIGGER decision_log_no_delete" + table)
     store.conn.execute(sql, args)
 
 
