@@ -151,8 +151,13 @@ async def test_reject_asks_for_a_reason_and_writes_it_to_odoo(stack):
     assert status == 200 and "response_action" in body and "errors" in body, "an empty reason is refused in the modal"
     await stack.submit_modal("dana", "Duplicate of P00038")
     await wait_until(lambda: order_state(stack, "P00045") == "cancel", what="the cancel in Odoo")
-    notes = [m["body"] for m in stack.odoo.db.records["mail.message"].values() if m.get("res_id") == stack.orders["P00045"]]
-    assert any("Duplicate of P00038" in note for note in notes)
+
+    def reason_in_chatter() -> bool:
+        messages = stack.odoo.db.records.get("mail.message", {}).values()
+        return any("Duplicate of P00038" in m["body"] for m in messages if m.get("res_id") == stack.orders["P00045"])
+
+    # The connector posts the reason to the chatter right after the cancel.
+    await wait_until(reason_in_chatter, what="the reason in Odoo's chatter")
 
 
 async def test_ask_for_info_goes_to_the_requester_in_the_thread_and_the_answer_is_logged(stack):
