@@ -17,8 +17,14 @@ from .pg_migrations import migrate
 SCHEMES = ("postgresql://", "postgres://")
 
 _INSERT = re.compile(r"^\s*INSERT\s+(OR\s+IGNORE\s+)?INTO\s+(\w+)", re.IGNORECASE)
-# A quoted literal or identifier is copied as is; a bare `?` becomes a placeholder.
+# A `?` inside a quoted literal or identifier stays; a bare one becomes a placeholder. psycopg reads `%` everywhere,
+# quotes included, so every `%` is doubled.
 _TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?|%")
+
+
+def _token(match: re.Match) -> str:
+    token = match.group(0)
+    return "%s" if token == "?" else token.replace("%", "%%")
 
 
 def is_postgres(database: str) -> bool:
@@ -40,7 +46,7 @@ def lock_key(name: str) -> int:
 
 def translate(sql: str) -> tuple[str, str | None]:
     """SQLite dialect -> PostgreSQL: placeholders, INSERT OR IGNORE, BEGIN IMMEDIATE. Returns (sql, inserted table)."""
-    sql = _TOKENS.sub(lambda m: {"?": "%s", "%": "%%"}.get(m.group(0), m.group(0)), sql.strip().rstrip(";"))
+    sql = _TOKENS.sub(_token, sql.strip().rstrip(";"))
     if re.fullmatch(r"BEGIN\s+(IMMEDIATE|EXCLUSIVE|DEFERRED)", sql, re.IGNORECASE):
         return "BEGIN", None
     insert = _INSERT.match(sql)
