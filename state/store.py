@@ -301,6 +301,16 @@ class Store:
         )
         return cursor.rowcount == 1
 
+    def reopen_stage(self, request_id: str, stage: int, now: datetime) -> None:
+        """Undo a stage's decision that never reached the ERP; the log keeps the story, votes start over."""
+        self.conn.execute(
+            "UPDATE stages SET status = 'pending', decided_at = NULL, decided_by = NULL, started_at = ?"
+            " WHERE request_id = ? AND stage = ?",
+            (_ts(now), request_id, stage),
+        )
+        self.conn.execute("DELETE FROM votes WHERE request_id = ? AND stage = ?", (request_id, stage))
+        self.conn.execute("UPDATE requests SET status = 'open', updated_at = ? WHERE id = ?", (_ts(now), request_id))
+
     def add_vote(self, request_id: str, vote: Vote) -> bool:
         cursor = self.conn.execute(
             "INSERT OR IGNORE INTO votes (request_id, stage, person, verb, version, comment, at) VALUES (?,?,?,?,?,?,?)",

@@ -221,7 +221,7 @@ class Approvals:
             )
         status = RequestStatus.APPROVED if outcome == "approved" else RequestStatus.REJECTED
         store.set_status(request.id, status, now)
-        effects.erp_write(request.id, Decision(verb=action.verb, by=person.name, reason=action.comment, at=now))
+        effects.erp_write(request.id, request.version, Decision(verb=action.verb, by=person.name, reason=action.comment, at=now))
         return ActionResult(
             outcome=Outcome.REQUEST_DECIDED,
             message=f"{status.value.capitalize()}. Handoff is writing it back to {request.ref.source.capitalize()}.",
@@ -260,11 +260,18 @@ def post_stage_cards(core: Core, effects: Effects, request: RequestState, stage:
     return len(targets)
 
 
-def refresh_packet(core: Core, request: RequestState, live: ErpRecord, seen_by: str) -> list[str]:
-    """Show the live record as a new version; clicks on the old version no longer count."""
+def refresh_packet(
+    core: Core, request: RequestState, live: ErpRecord, seen_by: str, reopen_stage: int | None = None
+) -> list[str]:
+    """Show the live record as a new version; clicks on the old version no longer count.
+
+    `reopen_stage` is for a decision the ERP refused because the record changed (HTTP 412): that stage is decided again.
+    """
     changes = describe_changes(request.packet.record, live)
     packet = build_packet(request.id, request.version + 1, live, request.packet.policy_notes)
     with core.store.transaction() as conn:
+        if reopen_stage is not None:
+            core.store.reopen_stage(request.id, reopen_stage, core.clock.now())
         core.store.replace_packet(request.id, packet, core.clock.now())
         core.store.log(request.id, Event.DRIFT_DETECTED, seen_by, {
             "from_version": request.version, "to_version": packet.version, "changes": changes,

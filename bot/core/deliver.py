@@ -10,10 +10,10 @@ from handoff.bot.faults import crash_point
 from handoff.state import outbox
 from handoff.state.outbox import OutboxItem
 
-from .act import Approvals
+from .act import Approvals, close_in_erp, refresh_packet
 from .context import Core
 from .effects import Effect, Effects
-from .errors import ChatError, ChatRateLimited, ErpError, ErpUnavailable, HandoffError
+from .errors import ChatError, ChatRateLimited, ErpConflict, ErpError, ErpUnavailable, HandoffError
 from .events import Event
 from .models import Decision, ErpRecord, PostedCard, RequestState, RequestStatus, Target, Verb
 from .pacing import Pacer
@@ -197,6 +197,9 @@ class Dispatcher:
         except ErpUnavailable as error:
             self._tell_write_waits(request, error)
             raise
+        except ErpConflict:
+            await self._drifted_before_write(request)
+            return
         except ErpError as error:
             self._write_failed(request, decision, error)
             raise Permanent(str(error)) from error
@@ -211,6 +214,17 @@ class Dispatcher:
             effects = Effects(conn, core.clock.now())
             effects.update_cards(request.id)
             effects.what_changed(request.id)
+        core.wake()
+
+    async def _drifted_before_write(self, request: RequestState) -> None:
+        """The ERP refused the write because the record changed (412): the drift path, not a failure."""
+        core = self.core
+        live = await core.connector(request.ref).fetch_record(request.ref)
+        if not live.awaiting_approval:
+            with core.store.transaction() as conn:
+                close_in_erp(core, conn, request, live)
+        else:
+            refresh_packet(core, request, live, seen_by="erp", reopen_stage=request.stage)
         core.wake()
 
     async def _already_written(self, request: RequestState, decision: Decision) -> ErpRecord | None:

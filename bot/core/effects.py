@@ -48,6 +48,6 @@ class Effects:
             Effect.NOTIFY, {"target": target.model_dump(), "text": text}, key or f"notify:{uuid.uuid4().hex}", request_id
         )
 
-    def erp_write(self, request_id: str, decision: Decision) -> None:
-        # One write-back per request, ever: the key makes a second enqueue a no-op.
-        self._put(Effect.ERP_WRITE, decision.model_dump(mode="json"), f"erp:{request_id}", request_id)
+    def erp_write(self, request_id: str, version: int, decision: Decision) -> None:
+        # One write-back per packet version: a retry is a no-op; only a refreshed picture can be decided again.
+        self._put(Effect.ERP_WRITE, decision.model_dump(mode="json"), f"erp:{request_id}:v{version}", request_id)

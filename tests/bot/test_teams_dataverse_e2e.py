@@ -123,22 +123,27 @@ async def test_an_approver_without_the_app_reaches_operations_with_the_fix_never
         assert "Install Handoff for Fiona Finance in Teams, or add a delegate" in alerts[-1]
 
 
-async def test_a_dataverse_412_at_write_back_is_not_a_crash_and_never_overwrites_the_edit(tmp_path):
+async def test_a_dataverse_412_at_write_back_takes_the_drift_path_and_never_overwrites_the_edit(tmp_path):
     async with local_stack(tmp_path / "handoff.db", source="dataverse", chat="teams") as stack:
         await stack.send_order("PO-000124")
         card = await stack.teams.card("procurement", "PO-000124")
         stack.dataverse.edit_before_next_write("PO-000124", totalamount=9999.0)
 
-        status, body = await stack.teams.invoke("erik", card, APPROVE)
+        status, _ = await stack.teams.invoke("erik", card, APPROVE)
 
         assert status == 200
-        alerts = await wait_until(lambda: [t for t in stack.teams.texts("ops") if "PO-000124" in t], what="an alert in ops")
-        assert "changed since Handoff read it" in alerts[-1]
+        await wait_until(lambda: Event.DRIFT_DETECTED in events_of(stack, "PO-000124"), what="the drift after the 412")
         assert stack.erp_status("PO-000124") == "pending approval"
         assert stack.dataverse.row("PO-000124")["totalamount"] == 9999.0
-        assert Event.ERP_WRITE_FAILED in events_of(stack, "PO-000124")
+        assert Event.ERP_WRITE_FAILED not in events_of(stack, "PO-000124")
         await stack.settled()
-        assert (await stack.http.get(f"{stack.handoff_url}/healthz")).status == 200
+        refreshed = stack.teams.current(card)
+        assert "9,999.00" in json.dumps(refreshed.content), "the card shows the record as it is now"
+
+        status, _ = await stack.teams.invoke("erik", refreshed, APPROVE)
+        assert status == 200
+        await wait_until(lambda: stack.erp_status("PO-000124") == "approved", what="the approval of the current version")
+        assert stack.dataverse.row("PO-000124")["totalamount"] == 9999.0
 
 
 async def test_in_local_development_an_unsigned_playground_install_and_click_work_through_its_connector_path(tmp_path):
