@@ -11,6 +11,7 @@ import pytest
 from handoff.bot.fakes.stack import SIGNING_SECRET, WEBHOOK_SECRET, local_stack
 from handoff.bot.fakes.slack import SlackSigner
 from handoff.bot.fakes.waiting import wait_until
+from handoff.state import decision_log
 
 PROCUREMENT = "C0PROCURE"
 
@@ -92,7 +93,7 @@ async def test_a_body_over_the_limit_is_refused_with_413(stack, path):
     assert stack.store.inbox_depth() == {}
 
 
-async def test_secrets_never_reach_the_logs(stack, caplog):
+async def test_secrets_never_reach_the_logs_cards_or_exports(stack, caplog):
     caplog.set_level(logging.DEBUG)
     await stack.post_webhook(stack.odoo.webhook_body(stack.orders["P00043"]), key="guess")
     card = await a_card(stack)
@@ -100,7 +101,9 @@ async def test_secrets_never_reach_the_logs(stack, caplog):
     await wait_until(lambda: stack.odoo.db.records["purchase.order"][stack.orders["P00043"]]["state"] == "purchase",
                      what="the approval in Odoo")
     await stack.settled()
-    lines = [caplog.text] + [str(vars(record)) for record in caplog.records]
+    posted = [str(m.blocks) + m.text for messages in stack.slack.messages.values() for m in messages]
+    exports = [decision_log.export(stack.store.conn, "jsonl"), decision_log.export(stack.store.conn, "csv")]
+    lines = [caplog.text] + [str(vars(record)) for record in caplog.records] + posted + exports
     secrets = {"signing secret": SIGNING_SECRET, "webhook key": WEBHOOK_SECRET, "bot token": stack.slack.token,
                "Odoo API key": stack.odoo.api_key}
     leaked = {name for name, secret in secrets.items() if any(secret in line for line in lines)}
