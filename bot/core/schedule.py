@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 
 from handoff.state.schedule_store import DueStage, ScheduleStore
@@ -74,6 +75,8 @@ class Scheduler:
             self.due.set_due(row.request_id, row.stage, None, row.step)  # it moved without the stage row knowing
             return 0
         stage = request.plan.stages[row.stage]
+        while self.due_at(request, stage, row.started_at, row.step + 1) <= now:
+            row = replace(row, step=row.step + 1)  # after downtime only the latest point is worth a reminder, not a burst
         fraction = self.fraction(row.step)
         done = 0
         if fraction >= 1.0 and self.stalls.stalled(effects, request, now):

@@ -159,11 +159,11 @@ async def test_weeks_open_keeps_reminding_once_per_sla_and_the_tick_uses_indexes
     async with local_stack(tmp_path / "handoff.db", clock=clock) as stack:
         await stack.send_order("P00045")
         card = await stack.card(PROCUREMENT, "P00045")
-        for day in range(24, 31):  # a week and more of business days: 2 reminders, then one per SLA (8 h = a day)
+        for day in range(24, 31):  # a week and more of business days: one reminder per SLA (8 h = a day)
             if datetime(2026, 11, day).weekday() < 5:
                 await move_to(stack, clock, datetime(2026, 11, day, 9, 0, tzinfo=timezone.utc))
         reminders = replies(stack, PROCUREMENT, card.ts, "Reminder: P00045")
-        assert len(reminders) == 6 and "40 business hours" in reminders[-1]
+        assert len(reminders) == 5 and "40 business hours" in reminders[-1]
         assert len(ops_alerts(stack, "P00045")) == 1
 
         plan = stack.store.conn.execute(
@@ -207,3 +207,16 @@ async def test_the_daily_digest_ages_open_requests_once_per_working_day(tmp_path
         digests = [m.text for m in stack.slack.messages[OPS] if m.text.startswith("Daily exception aging")]
         assert len(digests) == 3, "Monday, Tuesday and the next Monday; none at the weekend, never twice a day"
         assert "• Handoff Demo EU · no exception: " in digests[-1] and "oldest waiting 7 days" in digests[-1]
+
+
+async def test_after_days_of_downtime_one_catch_up_reminder_not_a_burst(tmp_path, clock):
+    database = tmp_path / "handoff.db"
+    async with local_stack(database, clock=clock) as stack:
+        await stack.send_order("P00045")
+        card = await stack.card(PROCUREMENT, "P00045")
+    clock.at = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)  # Handoff was down from Monday to Friday
+    async with local_stack(database, clock=clock) as stack:
+        await move_to(stack, clock, clock.at)
+        await wait_until(lambda: ops_alerts(stack, "Stalled: P00045"), what="the stall alert")
+        reminders = [m.text for m in stack.slack.messages[PROCUREMENT] if m.thread_ts == card.ts and "Reminder: P00045" in m.text]
+        assert len(reminders) == 1 and "33 business hours" in reminders[0]
