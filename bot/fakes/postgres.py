@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -14,7 +16,7 @@ import psycopg
 ENV = "HANDOFF_TEST_DATABASE"
 
 
-def test_database() -> str | None:
+def configured_database() -> str | None:
     """The PostgreSQL URL tests should run against instead of SQLite, if one is configured."""
     return os.environ.get(ENV) or None
 
@@ -35,25 +37,42 @@ def with_search_path(url: str, schema: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+def _create(url: str, schema: str) -> None:
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+
+
+def _drop(url: str, schema: str) -> None:
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
 @contextmanager
 def scratch_schema(url: str) -> Iterator[str]:
     """A fresh, empty schema for the duration; yields a URL pointing at it, drops it afterwards."""
     schema = "t_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(f'CREATE SCHEMA "{schema}"')
+    _create(url, schema)
     try:
         yield with_search_path(url, schema)
     finally:
-        with psycopg.connect(url, autocommit=True) as admin:
-            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        _drop(url, schema)
 
 
 @contextmanager
 def database_for_test(path: str | Path) -> Iterator[str | Path]:
-    """`path` as given, or a scratch PostgreSQL schema when HANDOFF_TEST_DATABASE is set."""
-    url = test_database()
+    """`path` as given, or a PostgreSQL schema standing in for it when HANDOFF_TEST_DATABASE is set.
+
+    Like the SQLite file it replaces, the schema for one path outlives the store, so a test can restart Handoff on
+    the same data; ":memory:" is fresh every time. Schemas left behind are dropped when the test run ends.
+    """
+    url = configured_database()
     if url is None:
         yield path
-        return
-    with scratch_schema(url) as scratch:
-        yield scratch
+    elif str(path) == ":memory:":
+        with scratch_schema(url) as scratch:
+            yield scratch
+    else:
+        schema = "t_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
+        _create(url, schema)
+        atexit.register(_drop, url, schema)
+        yield with_search_path(url, schema)

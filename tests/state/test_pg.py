@@ -13,13 +13,13 @@ import pytest
 from handoff.bot.config import Settings
 from handoff.bot.core.errors import ConfigError
 from handoff.bot.core.models import RecordRef, SourceEvent
-from handoff.bot.fakes.postgres import reachable, scratch_schema, test_database
+from handoff.bot.fakes.postgres import configured_database, reachable, scratch_schema
 from handoff.bot.fakes.waiting import wait_until
 from handoff.state import decision_log, outbox
 from handoff.state.pg import translate
 from handoff.state.store import Store
 
-SERVER = test_database() or "postgresql://postgres@127.0.0.1:5432/test"
+SERVER = configured_database() or "postgresql://postgres@127.0.0.1:5432/test"
 UNREACHABLE = reachable(SERVER)
 needs_pg = pytest.mark.skipif(UNREACHABLE is not None, reason=UNREACHABLE or "")
 
