@@ -88,8 +88,10 @@ def _open_store(path: str | None):
     from handoff.bot.core.ports import SystemClock
     from handoff.state.store import Store
 
-    database = Path(path) if path else load_settings().database
-    if not database.exists():
+    from handoff.state.pg import is_postgres
+
+    database = path or load_settings().database
+    if not is_postgres(str(database)) and not Path(database).exists():
         raise ConfigError(f"No Handoff database at {database}. Pass --database or set HANDOFF_DATABASE.")
     return Store(database, SystemClock())
 

@@ -139,16 +139,29 @@ class Connection:
         return cursor
 
 
-def connect(url: str) -> Connection:
-    """Open, migrate and return a connection; a bad URL or unreachable server is a ConfigError naming the fix."""
+def _open(url: str) -> Connection:
     try:
-        raw = psycopg.connect(url, autocommit=True)
+        return Connection(psycopg.connect(url, autocommit=True, connect_timeout=10))
     except psycopg.Error as error:
         raise ConfigError(
             f"Could not open the PostgreSQL database {redacted(url)}: {str(error).strip().splitlines()[0]}. "
             "Check HANDOFF_DATABASE (postgresql://user:password@host:5432/dbname) and that the server accepts connections."
         ) from None
-    conn = Connection(raw)
+
+
+def schema_version(url: str) -> int:
+    """The schema version the database is at, without migrating it (0 when Handoff never ran on it)."""
+    conn = _open(url)
+    try:
+        found = conn.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()[0]
+        return conn.execute("SELECT version FROM schema_version").fetchone()[0] if found else 0
+    finally:
+        conn.close()
+
+
+def connect(url: str) -> Connection:
+    """Open, migrate and return a connection; a bad URL or unreachable server is a ConfigError naming the fix."""
+    conn = _open(url)
     migrate(conn)
     conn.refresh_tables()
     return conn

@@ -18,6 +18,7 @@ from handoff.bot.config import Settings
 from handoff.bot.core.errors import HandoffError
 from handoff.connectors.dataverse_webapi import WebApi
 from handoff.connectors.odoo_rpc import OdooRpc
+from handoff.state import pg
 from handoff.state.migrations import MIGRATIONS
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
@@ -123,7 +124,9 @@ def _routing(path: Path) -> str:
     return f"{path}: {len(config.people)} people, {len(config.rules)} rules"
 
 
-def _database(path: Path) -> str:
+def _database(path: Path | str) -> str:
+    if isinstance(path, str):
+        return _postgres(path)
     if not path.exists():
         raise Failed(f"no database at {path}", "Run `handoff serve` once: it creates and migrates the database at HANDOFF_DATABASE.")
     try:
@@ -140,6 +143,17 @@ def _database(path: Path) -> str:
         raise Failed(f"{path} is at schema version {version}, this Handoff needs {len(MIGRATIONS)}",
                      "Start `handoff serve` of this version once: it migrates the database on start.")
     return f"{path}: writable, schema version {version}"
+
+
+def _postgres(url: str) -> str:
+    try:
+        version = pg.schema_version(url)
+    except HandoffError as error:
+        raise Failed(str(error), "Start PostgreSQL or correct HANDOFF_DATABASE, then run the doctor again.") from None
+    if version != len(MIGRATIONS):
+        raise Failed(f"{pg.redacted(url)} is at schema version {version}, this Handoff needs {len(MIGRATIONS)}",
+                     "Start `handoff serve` of this version once: it migrates the database on start.")
+    return f"{pg.redacted(url)}: reachable, schema version {version}"
 
 
 async def _slack(session: aiohttp.ClientSession, slack: SlackSettings) -> str:
