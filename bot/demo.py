@@ -88,9 +88,10 @@ async def story_reject(stack: LocalStack, chat: DemoChat, n: Narrator) -> None:
     how = await chat.reject("dana", card, "Duplicate of an earlier order; reuse that one.")
     n.say(f"Dana clicks Reject → {how}")
     await wait_until(lambda: stack.erp_status(reference) == REJECTED[stack.source], what=f"the rejection in {erp}")
-    notes = erp_notes(stack, reference)
+    # The reason is written to the record right after the state change.
+    notes = await wait_until(lambda: erp_notes(stack, reference), what=f"the reason on the record in {erp}")
     kind = "chatter note" if stack.source == "odoo" else "note on the record"
-    n.say(f"{erp}: state “{stack.erp_status(reference)}”, {kind}: “{notes[-1] if notes else '?'}”")
+    n.say(f"{erp}: state “{stack.erp_status(reference)}”, {kind}: “{notes[-1]}”")
 
 
 async def story_status(stack: LocalStack, chat: DemoChat, n: Narrator) -> None:
