@@ -62,9 +62,15 @@ class ChatChannel(Protocol):
 
     async def update_card(self, posted: PostedCard, view: CardView) -> None: ...
 
-    async def post_thread(self, posted: PostedCard, text: str) -> None: ...
+    async def post_thread(self, posted: PostedCard, text: str, mention: str | None = None) -> None:
+        """Reply in the card's thread; `mention` is the platform user id to address."""
 
     async def notify(self, target: Target, text: str) -> None: ...
+
+    async def post_alert(self, target: Target, text: str) -> tuple[str, str]:
+        """Post a message that will be edited later (stall alerts); return (conversation, message id)."""
+
+    async def update_alert(self, conversation: str, message_id: str, text: str) -> None: ...
 
 
 class Approvals(Protocol):

@@ -14,7 +14,8 @@ from .effects import Effects
 from .events import Event
 from .models import Delivery, RequestState, RequestStatus, StagePlan, Target
 from .route import members, targets_for_stage
-from .stalls import AlertChannel, Stalls, calendar_of
+from .ports import ChatChannel
+from .stalls import Stalls, calendar_of
 from .view import role_label
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 class Scheduler:
     """Run by the worker on every round; everything it knows is in the database, so a restart loses nothing."""
 
-    def __init__(self, core: Core, channels: Mapping[str, AlertChannel], batch: int = 200) -> None:
+    def __init__(self, core: Core, channels: Mapping[str, ChatChannel], batch: int = 200) -> None:
         self.core = core
         self.due = ScheduleStore(core.store)
         self.stalls = Stalls(core, self.due, channels)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from handoff.state import outbox
 from handoff.state.schedule_store import Alert, ScheduleStore
@@ -16,6 +15,7 @@ from .effects import Effects
 from .errors import ChatError, ChatRateLimited
 from .events import Event
 from .models import Delivery, RequestState, RequestStatus, Target
+from .ports import ChatChannel
 from .route import members, ops_target, targets_for_stage
 from .view import clock_time, role_label
 
@@ -25,14 +25,6 @@ log = logging.getLogger(__name__)
 STUCK_WRITE_ATTEMPTS = 3
 ALERT_RETRY = timedelta(minutes=1)
 
-
-class AlertChannel(Protocol):
-    """What stall alerts need from a chat platform: post a message and keep a handle to edit it later."""
-
-    async def post_alert(self, target: Target, text: str) -> tuple[str, str]:
-        """Post `text` to `target`; return (conversation, message id)."""
-
-    async def update_alert(self, conversation: str, message_id: str, text: str) -> None: ...
 
 
 def calendar_of(core: Core, request: RequestState) -> BusinessCalendar:
@@ -52,7 +44,7 @@ def _span(delta: timedelta) -> str:
 
 
 class Stalls:
-    def __init__(self, core: Core, due: ScheduleStore, channels: Mapping[str, AlertChannel]) -> None:
+    def __init__(self, core: Core, due: ScheduleStore, channels: Mapping[str, ChatChannel]) -> None:
         self.core = core
         self.due = due
         self.channels = channels
