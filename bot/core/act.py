@@ -153,7 +153,7 @@ class Approvals:
         return ActionResult(outcome=Outcome.INFO_REQUESTED, message=f"Your question was sent to {who} in the card's thread.")
 
     def _closed_in_erp(self, request: RequestState, live: ErpRecord) -> ActionResult:
-        core, now = self.core, self.core.clock.now()
+        core = self.core
         with core.store.transaction() as conn:
             close_in_erp(core, conn, request, live)
         core.wake()

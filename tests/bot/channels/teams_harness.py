@@ -7,10 +7,8 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
-from aiohttp import web
 
-from handoff.bot.channels.teams import TeamsChannel, TeamsSettings, teams_routes
+from handoff.bot.channels.teams import TeamsSettings
 from handoff.bot.core.models import (
     Action,
     ActionResult,
@@ -93,41 +91,9 @@ class StubApprovals:
         return None
 
 
-@pytest.fixture
-def connector(clock):
-    with FakeBotConnector(APP_ID, PASSWORD, tenant_id=TENANT, clock=clock).serve() as fake:
-        fake.installed_for(DANA)
-        yield fake
-
-
 def settings_for(fake: FakeBotConnector, **overrides) -> TeamsSettings:
     fields = {"app_id": APP_ID, "app_password": PASSWORD, "login_url": fake.url, "openid_metadata_url": fake.openid_metadata_url}
     return TeamsSettings(**{**fields, **overrides})
-
-
-@pytest.fixture
-def directory() -> MemoryDirectory:
-    return MemoryDirectory()
-
-
-@pytest.fixture
-def approvals() -> StubApprovals:
-    return StubApprovals()
-
-
-@pytest.fixture
-async def channel(connector, directory, approvals) -> TeamsChannel:
-    teams = TeamsChannel(settings_for(connector), directory, approvals)
-    yield teams
-    await teams.close()
-
-
-@pytest.fixture
-async def bot_url(aiohttp_server, channel) -> str:
-    app = web.Application()
-    app.add_routes(teams_routes(channel))
-    server = await aiohttp_server(app)
-    return str(server.make_url("/api/messages"))
 
 
 def from_connector(activity: dict, fake: FakeBotConnector) -> dict:

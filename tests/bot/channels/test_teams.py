@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from teams_harness import (  # noqa: F401 (fixtures)
+from teams_harness import (
     APP_ID,
     CHANNEL,
     DANA,
     PASSWORD,
     TENANT,
-    approvals,
-    bot_url,
-    channel,
     channel_install,
-    connector,
-    directory,
     make_view,
     personal_install,
     settings_for,

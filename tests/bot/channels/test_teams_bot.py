@@ -6,18 +6,13 @@ import logging
 
 import aiohttp
 import pytest
-from teams_harness import (  # noqa: F401 (fixtures)
+from teams_harness import (
     APP_ID,
     CHANNEL,
     DANA,
     TEAM,
-    approvals,
-    bot_url,
     card_invoke,
-    channel,
     channel_install,
-    connector,
-    directory,
     make_view,
     personal_install,
     settings_for,
