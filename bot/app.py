@@ -72,8 +72,9 @@ class Worker:
             log.warning("worker.stop_timeout", extra={"grace_s": grace_s})
 
     async def run_once(self) -> int:
-        polled = await self.reconciler.maybe_tick() if self.reconciler else 0
-        scheduled = await self.scheduler.tick() if self.scheduler else 0
+        # Replicas sharing one PostgreSQL all drain the inbox and outbox; only the leader polls ERPs and scans for stalls.
+        polled = await self.reconciler.maybe_tick() if self.reconciler and self.reconciler.core.store.try_lead("reconciler") else 0
+        scheduled = await self.scheduler.tick() if self.scheduler and self.scheduler.core.store.try_lead("scheduler") else 0
         return polled + await self.ingestor.drain() + scheduled + await self.dispatcher.drain()
 
     async def _run(self) -> None:
