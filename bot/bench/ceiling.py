@@ -14,7 +14,7 @@ from aiohttp import web
 from handoff.bot.fakes.stack import LocalStack, serve
 
 from .load import Run, drive
-from .routing import slack_channel
+from .routing import CEILING_CHANNEL
 
 
 def _ceiling_app(database: Path, slack_api: str, token: str) -> web.Application:
@@ -29,7 +29,7 @@ def _ceiling_app(database: Path, slack_api: str, token: str) -> web.Application:
         body = await request.read()
         conn.execute("INSERT INTO inbox (body, at) VALUES (?, ?)", (body, time.time()))
         # https://docs.slack.dev/reference/methods/chat.postMessage: bearer token, JSON body with channel and text.
-        async with session.post(f"{slack_api}chat.postMessage", json={"channel": slack_channel(0), "text": "ceiling"},
+        async with session.post(f"{slack_api}chat.postMessage", json={"channel": CEILING_CHANNEL, "text": "ceiling"},
                                 headers={"Authorization": f"Bearer {token}"}) as answer:
             sent = await answer.json()
         return web.json_response({"ok": sent.get("ok", False)})
@@ -68,4 +68,8 @@ async def measure(stack: LocalStack, url: str, body: bytes, concurrency: int, du
             raise RuntimeError(f"the ceiling handler answered {response.status} {answer}")
         return {"card": (time.perf_counter() - start) * 1000}
 
-    return await drive(one, concurrency=concurrency, duration_s=duration_s, max_requests=max_requests)
+    try:
+        return await drive(one, concurrency=concurrency, duration_s=duration_s, max_requests=max_requests)
+    finally:
+        # The fake Slack keeps every message, and its chat.update looks messages up by scanning their channel.
+        stack.slack.messages[CEILING_CHANNEL].clear()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-POSTGRES = "not measured: Handoff has no PostgreSQL backend yet (SQLite WAL only)"
+POSTGRES = ("not measured: the bench drives SQLite (WAL) only; the PostgreSQL backend (state/pg.py, a postgresql:// "
+            "HANDOFF_DATABASE) arrived after it and has no bench run yet")
 
 
 def _level(result: dict, scenario: str, concurrency: int) -> dict:

@@ -23,6 +23,10 @@ def slack_channel(tier: int) -> str:
     return f"C0BENCH{tier:03d}"
 
 
+# The ceiling's posts land here, apart from every card, so the bench can drop them between levels.
+CEILING_CHANNEL = "C0CEILING"
+
+
 def amount_for(number: int) -> float:
     """An amount that lands order `number` in its own tier, round robin over the channels."""
     return (number % CHANNELS) * TIER + TIER / 2
@@ -37,6 +41,7 @@ def write_routing(path: Path) -> RoutingConfig:
         '[people.marc]\nname = "Marc Buyer"\nslack = "U0MARC"\nerp_login = "marc@example.com"\n',
         '[roles.procurement_manager]\nmembers = ["dana", "erik"]\n',
         '[channels.ops]\nslack = "C0OPS"\n',
+        f'[channels.ceiling]\nslack = "{CEILING_CHANNEL}"\n',
     ]
     for tier in range(CHANNELS):
         parts.append(f'[channels.{channel_key(tier)}]\nslack = "{slack_channel(tier)}"\n')
