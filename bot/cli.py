@@ -14,6 +14,7 @@ from handoff.bot.admin.commands import register as register_admin
 from handoff.bot.config import load_settings
 from handoff.bot.bench.commands import register as register_bench
 from handoff.bot.core.errors import ConfigError, HandoffError
+from handoff.bot.core.events import Event
 from handoff.manifest.commands import register as register_manifest
 
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
@@ -143,7 +144,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     with store.transaction() as conn:
         ok = outbox.drop(conn, args.id, reason)
         if ok:
-            store.log(None, "OutboxItemDropped", "admin", {"item": args.id, "reason": reason})
+            store.log(None, Event.OUTBOX_ITEM_DROPPED, "admin", {"item": args.id, "reason": reason})
     print(f"Outbox item {args.id} dropped." if ok else f"Outbox item {args.id} is not pending or dead.")
     return 0 if ok else 1
 

@@ -219,7 +219,7 @@ def messages_handler(channel: TeamsChannel):
             return _refuse(415, "Send the activity as application/json.")
         try:
             body = await request.json()
-        except json.JSONDecodeError:
+        except ValueError:  # broken JSON, or bytes that are not UTF-8 at all
             return _refuse(400, "The body is not valid JSON.")
         if not isinstance(body, dict) or not all(body.get(field) for field in ("type", "serviceUrl", "conversation")):
             return _refuse(400, "The body is not a Bot Framework activity (it needs `type`, `serviceUrl` and `conversation`).")

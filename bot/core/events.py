@@ -24,3 +24,4 @@ class Event(StrEnum):
     DELEGATION_GRANTED = "DelegationGranted"
     DELEGATION_REVOKED = "DelegationRevoked"
     STAGE_REASSIGNED = "StageReassigned"
+    OUTBOX_ITEM_DROPPED = "OutboxItemDropped"
