@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from handoff.bot.core.models import (
@@ -32,6 +32,10 @@ from .migrations import migrate
 
 def _ts(at: datetime) -> str:
     return at.isoformat(timespec="microseconds")
+
+
+# Long enough for enrichment's retries against a slow ERP; only PostgreSQL replicas lease inbox events.
+INBOX_LEASE = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -122,11 +126,16 @@ class Store:
             return row[0], False
 
     def due_events(self, now: datetime, limit: int = 50) -> list[InboxItem]:
-        rows = self.conn.execute(
-            "SELECT id, dedup_key, source, model, record_id, received_at, hint, attempts FROM inbox"
-            " WHERE status = 'pending' AND next_at <= ? ORDER BY id LIMIT ?",
-            (_ts(now), limit),
-        ).fetchall()
+        sql = ("SELECT id, dedup_key, source, model, record_id, received_at, hint, attempts FROM inbox"
+               " WHERE status = 'pending' AND next_at <= ? ORDER BY id LIMIT ?")
+        if getattr(self.conn, "dialect", "sqlite") != "postgresql":
+            rows = self.conn.execute(sql, (_ts(now), limit)).fetchall()
+        else:
+            # Replicas share the inbox: each event is leased to one of them, and comes back to any replica once the
+            # lease runs out if its holder dies mid-way.
+            with self.transaction() as conn:
+                rows = conn.execute(sql + " FOR UPDATE SKIP LOCKED", (_ts(now), limit)).fetchall()
+                conn.executemany("UPDATE inbox SET next_at = ? WHERE id = ?", [(_ts(now + INBOX_LEASE), r[0]) for r in rows])
         return [
             InboxItem(
                 id=row[0],

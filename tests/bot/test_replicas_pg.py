@@ -36,7 +36,7 @@ def top_level(stack, reference: str):
     return [m for m in stack.slack.messages.get(PROCUREMENT, []) if m.thread_ts is None and reference in m.text]
 
 
-async def test_orders_split_between_replicas_get_one_card_each_and_survive_one_replica_stopping(replicas):
+async def test_orders_split_between_replicas_get_one_card_each_and_survive_one_replica_stopping(replicas, caplog):
     one, two, two_runner = replicas
     for stack, reference in ((one, "P00042"), (two, "P00043"), (one, "P00044"), (two, "P00045")):
         status, body = await stack.send_order(reference)
@@ -47,6 +47,7 @@ async def test_orders_split_between_replicas_get_one_card_each_and_survive_one_r
     await one.settled()
     await two.settled()
     assert {ref: len(top_level(one, ref)) for ref in cards} == dict.fromkeys(cards, 1)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], "each event was processed by one replica only"
 
     stores = [one.app[CORE].store, two.app[CORE].store]
     assert len(stores[0].find_requests("P00042")) == 1, "the redelivery did not open a second request"
