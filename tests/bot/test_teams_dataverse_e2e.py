@@ -68,8 +68,9 @@ async def test_a_teams_reject_needs_a_reason_and_the_reason_lands_on_the_dataver
 
         assert (status, body["type"]) == (200, CARD)
         await wait_until(lambda: stack.erp_status("PO-000125") == "rejected", what="the rejection in Dataverse")
-        notes = stack.dataverse.fake.notes(stack.orders["PO-000125"])
-        assert "Duplicate of PO-000100." in json.dumps(notes)
+        # The note with the reason is written right after the status change.
+        await wait_until(lambda: "Duplicate of PO-000100." in json.dumps(stack.dataverse.fake.notes(stack.orders["PO-000125"])),
+                         what="the reason as a note on the record")
 
 
 async def test_status_questions_in_a_teams_chat_and_with_a_mention_in_a_channel_are_answered(tmp_path):
