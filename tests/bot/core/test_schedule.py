@@ -166,12 +166,14 @@ async def test_weeks_open_keeps_reminding_once_per_sla_and_the_tick_uses_indexes
         assert len(reminders) == 5 and "40 business hours" in reminders[-1]
         assert len(ops_alerts(stack, "P00045")) == 1
 
-        plan = stack.store.conn.execute(
-            "EXPLAIN QUERY PLAN SELECT request_id FROM stages WHERE status = 'pending' AND due_at IS NOT NULL AND due_at <= ?",
-            ("2026",),
-        ).fetchall()
-        assert "USING INDEX stages_due" in str(plan)
         assert ScheduleStore(stack.store).next_due() is not None
+        if getattr(stack.store.conn, "dialect", "sqlite") == "sqlite":
+            # SQLite's plan is stable to assert on; PostgreSQL's planner may scan a tiny test table instead.
+            plan = stack.store.conn.execute(
+                "EXPLAIN QUERY PLAN SELECT request_id FROM stages WHERE status = 'pending' AND due_at IS NOT NULL AND due_at <= ?",
+                ("2026",),
+            ).fetchall()
+            assert "USING INDEX stages_due" in str(plan)
 
 
 async def test_a_dead_lettered_card_gets_an_alert_with_the_retry_command_and_resolves_once_retried(tmp_path, clock):
