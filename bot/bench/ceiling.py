@@ -10,7 +10,6 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
-
 from handoff.bot.fakes.stack import LocalStack, serve
 
 from .load import Run, drive

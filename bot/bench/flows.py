@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
-
 from handoff.bot.core.models import Outcome
 from handoff.bot.fakes.slack import FakeMessage
 from handoff.bot.fakes.stack import LocalStack, button_binding

@@ -57,7 +57,7 @@ async def drive(request: Request, *, concurrency: int, duration_s: float, max_re
             try:
                 # A per-request timeout keeps a lost card or a hung fake from stalling the whole benchmark.
                 measured = await asyncio.wait_for(request(index), timeout_s)
-            except Exception as error:  # any failure counts against the run, and the first one is shown
+            except Exception as error:  # noqa: BLE001 — any failure counts against the run, and the first one is shown
                 run.errors += 1
                 run.first_error = run.first_error or f"{type(error).__name__}: {error}"
                 continue

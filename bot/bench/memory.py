@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-
 from handoff.bot.core.ports import SystemClock
 from handoff.bot.fakes.odoo import FakeOdoo
 from handoff.bot.fakes.odoo_seed import demo_seed
@@ -44,7 +43,7 @@ def _free_port() -> int:
 class Served:
     """A `handoff serve` child process and the fakes it talks to."""
 
-    process: subprocess.Popen
+    process: asyncio.subprocess.Process
     url: str
     odoo: FakeOdoo
     shelf: Shelf
@@ -70,18 +69,21 @@ async def handoff_process(workdir: Path) -> AsyncIterator[Served]:
            "HANDOFF_ODOO__LOGIN": odoo.api_login, "HANDOFF_ODOO__API_KEY": odoo.api_key, "HANDOFF_ODOO__WEBHOOK_SECRET": WEBHOOK_SECRET}
     log = workdir / "handoff-serve.log"
     with log.open("wb") as sink:
-        process = subprocess.Popen([sys.executable, "-m", "handoff.bot.cli", "serve", "--routing", str(routing_file), "--log-level", "WARNING"],
-                                   env=env, stdout=sink, stderr=subprocess.STDOUT)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "handoff.bot.cli", "serve", "--routing", str(routing_file), "--log-level", "WARNING",
+            env=env, stdout=sink, stderr=subprocess.STDOUT)
     try:
         served = Served(process, f"http://127.0.0.1:{port}", odoo, Shelf(odoo), posts, slack.messages, log)
         await _until_healthy(served, lambda health: True, timeout=30)
         yield served
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), 15)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
         await odoo_runner.cleanup()
         await slack_runner.cleanup()
 
@@ -91,7 +93,7 @@ async def _until_healthy(served: Served, settled: Callable[[Mapping], bool], tim
     deadline = time.monotonic() + timeout
     async with aiohttp.ClientSession() as http:
         while True:
-            if served.process.poll() is not None:
+            if served.process.returncode is not None:
                 tail = served.log.read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"`handoff serve` exited with {served.process.returncode} during the memory scenario:\n{tail}")
             try:

@@ -57,11 +57,11 @@ def table(result: dict) -> str:
     stall, memory = scenarios["stall_scan"], scenarios["memory"]
     lines += [
         f"teams adaptiveCard/action: {scenarios['click_to_ack'].get('teams', '-')}",
-        f"stall scan: {stall.get('open_requests', 0):,} open, {stall.get('due', 0):,} due; due query {_cell(stall.get('due_query_ms'))} ms "
-        f"({stall.get('due_found', 0):,} rows); one tick {_cell(stall.get('tick_ms'))} ms, all due in {_cell(stall.get('all_due_ticks'))} "
-        f"ticks {_cell(stall.get('all_due_ms'))} ms — {stall.get('scheduler', '')}",
-        f"memory ({memory.get('process', '')}): idle {_cell(memory.get('idle_mb'))} MB, after {memory.get('completed', 0):,} requests "
-        f"{_cell(memory.get('after_mb'))} MB, second half {_cell(memory.get('growth_kb_per_request_second_half'))} KB/request",
+        (f"stall scan: {stall.get('open_requests', 0):,} open, {stall.get('due', 0):,} due; due query {_cell(stall.get('due_query_ms'))} ms "
+         f"({stall.get('due_found', 0):,} rows); one tick {_cell(stall.get('tick_ms'))} ms, all due in {_cell(stall.get('all_due_ticks'))} "
+         f"ticks {_cell(stall.get('all_due_ms'))} ms — {stall.get('scheduler', '')}"),
+        (f"memory ({memory.get('process', '')}): idle {_cell(memory.get('idle_mb'))} MB, after {memory.get('completed', 0):,} requests "
+         f"{_cell(memory.get('after_mb'))} MB, second half {_cell(memory.get('growth_kb_per_request_second_half'))} KB/request"),
         f"postgresql: {result['backends']['postgresql']}",
         "",
         "targets:",

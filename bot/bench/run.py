@@ -8,7 +8,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from handoff.bot.fakes.stack import local_stack
@@ -48,7 +48,7 @@ def _with_ratio(run: Run, base: Run, latency: str) -> dict:
 async def run_bench(options: Options, progress: Callable[[str], None] = print) -> dict:
     """Run every scenario and return the result (figures, targets, what could not be measured and why)."""
     result: dict = {
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform()},
         "quick": options.quick, "duration_s": options.duration_s, "levels": list(LEVELS),
         "backends": {"sqlite": "measured", "postgresql": POSTGRES},
