@@ -133,15 +133,15 @@ async def measure(workdir: Path, requests: int, progress: Callable[[str], None])
             return {}
 
         # Ten slices, each run to a settled worker before RSS is read: the curve shows growth that never comes back.
-        done, errors, curve = 0, 0, []
+        done, errors, curve, first_error = 0, 0, [], None
         slices = [requests * k // 10 - requests * (k - 1) // 10 for k in range(1, 11)]
         for count in (c for c in slices if c):
             run = await drive(one, concurrency=32, duration_s=max(120.0, count / 5), max_requests=count)
-            done, errors = done + run.completed, errors + run.errors
+            done, errors, first_error = done + run.completed, errors + run.errors, first_error or run.first_error
             await _until_healthy(served, _settled, timeout=60)
             curve.append((done, round(rss_mb(pid), 1)))
             progress(f"  memory: {done:,}/{requests:,} requests, RSS {curve[-1][1]:.0f} MB")
         half = min(curve, key=lambda point: abs(point[0] - done / 2))
-        result.update(after_mb=curve[-1][1], completed=done, errors=errors, curve=[{"requests": n, "rss_mb": mb} for n, mb in curve],
+        result.update(after_mb=curve[-1][1], completed=done, errors=errors, first_error=first_error, curve=[{"requests": n, "rss_mb": mb} for n, mb in curve],
                       growth_kb_per_request_second_half=round((curve[-1][1] - half[1]) * 1024 / max(1, done - half[0]), 3))
         return result
