@@ -97,5 +97,13 @@ def items(conn: sqlite3.Connection, status: str | None = None) -> list[OutboxIte
     return [_item(row) for row in rows]
 
 
+def pending(conn: sqlite3.Connection, request_id: str, kind: str) -> bool:
+    """Whether an item of `kind` for the request is still waiting to go out."""
+    row = conn.execute(
+        "SELECT 1 FROM outbox WHERE request_id = ? AND kind = ? AND status = 'pending' LIMIT 1", (request_id, kind)
+    ).fetchone()
+    return row is not None
+
+
 def depth(conn: sqlite3.Connection) -> dict[str, int]:
     return dict(conn.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall())

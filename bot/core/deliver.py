@@ -12,6 +12,7 @@ from handoff.state.outbox import OutboxItem
 
 from .act import Approvals, close_in_erp, refresh_packet
 from .context import Core
+from .lanes import in_lanes
 from .effects import Effect, Effects
 from .errors import ChatError, ChatRateLimited, ErpConflict, ErpError, ErpUnavailable, HandoffError
 from .events import Event
@@ -23,6 +24,10 @@ from .route import ops_target
 from .tell import what_changed
 
 log = logging.getLogger(__name__)
+
+
+# Side effects of different requests go out side by side, this many at a time; one request's stay in order.
+LANES = 16
 
 
 class Permanent(HandoffError):
@@ -55,15 +60,19 @@ class Dispatcher:
         """Deliver every due item whose destination has a free slot; the rest wait for theirs. Returns how many were due."""
         with self.core.store.transaction() as conn:
             items = outbox.claim_due(conn, self.core.clock.now(), limit, self.lease)
-        for item in items:
-            destination, now = self._destination(item), self.core.clock.now()
-            slot = self.pacer.reserve(destination, now, str(item.id))
-            if slot > now:
-                # Skipped, not blocked: items for other destinations in this batch still go out now.
-                outbox.postpone(self.core.store.conn, item.id, slot)
-                continue
-            await self._deliver(item, destination)
+        # One lane per destination: a 429 then pauses the items behind it instead of racing them into more 429s.
+        lanes = [(self._destination(item), item) for item in items]
+        await in_lanes(lanes, lambda lane: lane[0], lambda lane: self._paced(*lane), LANES)
         return len(items)
+
+    async def _paced(self, destination: str, item: OutboxItem) -> None:
+        now = self.core.clock.now()
+        slot = self.pacer.reserve(destination, now, str(item.id))
+        if slot > now:
+            # Skipped, not blocked: items for other destinations in this batch still go out now.
+            outbox.postpone(self.core.store.conn, item.id, slot)
+            return
+        await self._deliver(item, destination)
 
     def _destination(self, item: OutboxItem) -> str:
         """Where the item's traffic lands, as the platform counts it for rate limits."""
@@ -179,7 +188,11 @@ class Dispatcher:
         else:
             text = item.payload["text"]
         person = self.core.routing.people.get(item.payload.get("mention") or "")
-        for posted in self._thread_homes(request.id):
+        homes = self._thread_homes(request.id)
+        if not homes and outbox.pending(self.core.store.conn, request.id, Effect.POST_CARD.value):
+            # Lanes run side by side: the card this reply belongs under may still be on its way.
+            raise ChatError(f"the card for {request.reference} is not posted yet; the thread reply waits for it")
+        for posted in homes:
             mention = getattr(person, posted.target.platform, None) if person else None
             await self._channel(posted.target.platform).post_thread(posted, text, mention)
 

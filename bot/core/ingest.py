@@ -9,6 +9,7 @@ from handoff.bot.faults import crash_point
 
 from .act import close_in_erp, post_stage_cards, refresh_packet
 from .context import Core
+from .lanes import in_lanes
 from .effects import Effects
 from .enrich import build_packet, enrich, read_record
 from .errors import ErpError, HandoffError, RecordNotFound
@@ -26,6 +27,10 @@ RETRY_EVERY = timedelta(minutes=1)
 REREAD_EVERY = timedelta(seconds=30)
 
 
+# Events for different records are enriched side by side, this many at a time.
+LANES = 16
+
+
 class Ingestor:
     def __init__(self, core: Core) -> None:
         self.core = core
@@ -34,8 +39,7 @@ class Ingestor:
     async def drain(self, limit: int = 50) -> int:
         """Process every due inbox event, then re-read incomplete requests when due; returns how many were handled."""
         items = self.core.store.due_events(self.core.clock.now(), limit)
-        for item in items:
-            await self._handle(item.id, item.event, item.attempts)
+        await in_lanes(items, lambda item: item.event.ref.key, lambda item: self._handle(item.id, item.event, item.attempts), LANES)
         return len(items) + await self._reread_incomplete()
 
     async def _reread_incomplete(self) -> int:
