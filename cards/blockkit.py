@@ -64,17 +64,17 @@ def reject_modal(request_id: str, version: int, stage: int, channel: str, ts: st
     """The modal asking why: the reason is required and goes to the requester and the ERP."""
     return _modal(REJECT_MODAL, "Reject", "Reject", "reason_block", "reason_input", "Why do you reject it?",
                   "The requester sees this reason, and it is written to the record's history.",
-                  _binding(request_id, version, stage, channel=channel, ts=ts))
+                  binding(request_id, version, stage, channel=channel, ts=ts))
 
 
 def ask_info_modal(request_id: str, version: int, stage: int, channel: str, ts: str) -> dict:
     """The modal for a question to the requester; it is posted in the card's thread."""
     return _modal(ASK_INFO_MODAL, "Ask for info", "Send", "question_block", "question_input", "What do you need to know?",
                   "Your question is posted in the card's thread for the requester.",
-                  _binding(request_id, version, stage, channel=channel, ts=ts))
+                  binding(request_id, version, stage, channel=channel, ts=ts))
 
 
-def _binding(request_id: str, version: int, stage: int, **extra: str) -> str:
+def binding(request_id: str, version: int, stage: int, **extra: str) -> str:
     # What a click is bound to: the request version it was shown on, compact to stay far under 2000 (button value).
     return json.dumps({"r": request_id, "v": version, "s": stage, **extra}, separators=(",", ":"))
 
@@ -111,15 +111,15 @@ def _list(heading: str, items: list[str], more: str | None = None) -> str:
 
 
 def _actions(view: CardView) -> dict:
-    value = _binding(view.packet.request_id, view.packet.version, view.stage)
+    value = binding(view.packet.request_id, view.packet.version, view.stage)
     return {"type": "actions", "block_id": "handoff.actions", "elements": [
-        _button("Approve", APPROVE, value, "primary"),
-        _button("Reject", REJECT, value, "danger"),
-        _button("Ask for info", ASK_INFO, value),
+        button("Approve", APPROVE, value, "primary"),
+        button("Reject", REJECT, value, "danger"),
+        button("Ask for info", ASK_INFO, value),
     ]}
 
 
-def _button(label: str, action_id: str, value: str, style: str | None = None) -> dict:
+def button(label: str, action_id: str, value: str, style: str | None = None) -> dict:
     button = {"type": "button", "action_id": action_id, "text": _plain(label, BUTTON_TEXT), "value": value}
     if style:
         button["style"] = style

@@ -48,7 +48,7 @@ def render(view: CardView) -> tuple[str, list[dict]]:
     text, blocks = blockkit.render_card(view)
     for block in blocks:
         if block.get("block_id") == "handoff.actions":
-            block["elements"].append(blockkit._button("Reassign", REASSIGN, block["elements"][0]["value"]))
+            block["elements"].append(blockkit.button("Reassign", REASSIGN, block["elements"][0]["value"]))
     return text, blocks
 
 
@@ -120,12 +120,12 @@ class SlackChannel:
         await self.call("chat.postEphemeral", channel=channel, user=user, text=escape_mrkdwn(text))
 
 
-def _binding(value: str) -> tuple[str, int, int]:
+def parse_binding(value: str) -> tuple[str, int, int]:
     data = json.loads(value)
     return str(data["r"]), int(data["v"]), int(data["s"])
 
 
-def _identity(body: dict) -> ChatIdentity:
+def identity_of(body: dict) -> ChatIdentity:
     # Bolt has verified the request signature, so `user.id` is Slack's word, not the client's.
     user = body["user"]
     return ChatIdentity(platform="slack", user_id=user["id"], display_name=user.get("name") or user.get("username"))
@@ -148,8 +148,8 @@ def build_bolt_app(settings: SlackSettings, client: AsyncWebClient, approvals: A
             await channel.whisper(channel_id, body["user"]["id"], result.message)
 
     async def decide(body: dict, verb: Verb, value: str, comment: str | None = None) -> None:
-        request_id, version, stage = _binding(value)
-        action = Action(request_id=request_id, version=version, stage=stage, verb=verb, actor=_identity(body), comment=comment)
+        request_id, version, stage = parse_binding(value)
+        action = Action(request_id=request_id, version=version, stage=stage, verb=verb, actor=identity_of(body), comment=comment)
         result = await approvals.act(action)
         if result.outcome not in {Outcome.RECORDED, Outcome.STAGE_DECIDED, Outcome.REQUEST_DECIDED} or verb is not Verb.APPROVE:
             await tell(body, result)
@@ -160,7 +160,7 @@ def build_bolt_app(settings: SlackSettings, client: AsyncWebClient, approvals: A
         await decide(body, Verb.APPROVE, action["value"])
 
     async def open_modal(body: dict, action: dict, build) -> None:
-        request_id, version, stage = _binding(action["value"])
+        request_id, version, stage = parse_binding(action["value"])
         container = body.get("container") or {}
         view = build(request_id, version, stage, container.get("channel_id", ""), container.get("message_ts", ""))
         # trigger_id expires within seconds: open the modal before anything slow.

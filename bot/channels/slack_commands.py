@@ -23,7 +23,7 @@ from handoff.bot.core.ports import Approvals
 from handoff.cards import blockkit
 from handoff.cards.escape import escape_mrkdwn, slack_link, truncate
 
-from .slack import REASSIGN, SlackChannel, _binding, _identity
+from .slack import REASSIGN, SlackChannel, identity_of, parse_binding
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +87,13 @@ def inbox(core: Core, person: Person) -> tuple[str, list[dict] | None]:
     for request in shown:
         record = request.packet.record
         summary = escape_mrkdwn(status.line(core, request)) + (f" · {slack_link(record.url, 'Open record')}" if record.url else "")
-        value = blockkit._binding(request.id, request.version, request.stage)
+        value = blockkit.binding(request.id, request.version, request.stage)
         blocks.append({"type": "section", "block_id": f"handoff.inbox.{request.id}", "text": _mrkdwn(truncate(summary, 3000))})
         blocks.append({"type": "actions", "block_id": f"handoff.inbox.{request.id}.actions", "elements": [
-            blockkit._button("Approve", blockkit.APPROVE, value, "primary"),
-            blockkit._button("Reject", blockkit.REJECT, value, "danger"),
-            blockkit._button("Ask for info", blockkit.ASK_INFO, value),
-            blockkit._button("Reassign", REASSIGN, value),
+            blockkit.button("Approve", blockkit.APPROVE, value, "primary"),
+            blockkit.button("Reject", blockkit.REJECT, value, "danger"),
+            blockkit.button("Ask for info", blockkit.ASK_INFO, value),
+            blockkit.button("Reassign", REASSIGN, value),
         ]})
     bulk = [r for r in shown if _bulk_approvable(core, r)]
     if len(bulk) > 1:
@@ -108,7 +108,7 @@ def _bulk_approvable(core: Core, request: RequestState) -> bool:
 
 def _bulk_button(requests: list[RequestState]) -> dict:
     value = json.dumps([[r.id, r.version, r.stage] for r in requests], separators=(",", ":"))
-    button = blockkit._button(f"Approve all {len(requests)}", BULK_APPROVE, value, "primary")
+    button = blockkit.button(f"Approve all {len(requests)}", BULK_APPROVE, value, "primary")
     # Block Kit confirmation dialog object: a second look before many approvals at once.
     button["confirm"] = {
         "title": {"type": "plain_text", "text": "Approve them all?"},
@@ -167,7 +167,7 @@ def register_commands(app: AsyncApp, core: Core, approvals: Approvals, channel: 
     async def on_bulk(ack, body, action):
         await ack()
         items = _bulk_items(action.get("value", ""))
-        text = (await bulk_approve(core, approvals, _identity(body), items) if items else
+        text = (await bulk_approve(core, approvals, identity_of(body), items) if items else
                 "This Approve all button is unreadable, so nothing was approved. Ask `pending` again for a fresh inbox.")
         channel_id = (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id")
         if channel_id:
@@ -176,7 +176,7 @@ def register_commands(app: AsyncApp, core: Core, approvals: Approvals, channel: 
     @app.action(REASSIGN)
     async def on_reassign(ack, body, action):
         await ack()
-        request_id, version, stage = _binding(action["value"])
+        request_id, version, stage = parse_binding(action["value"])
         channel_id = (body.get("container") or {}).get("channel_id", "")
         await channel.call("views.open", trigger_id=body["trigger_id"], view=reassign_modal(request_id, version, stage, channel_id))
 
