@@ -18,7 +18,7 @@ import aiohttp
 from handoff.bot.core.ports import SystemClock
 from handoff.bot.fakes.odoo import FakeOdoo
 from handoff.bot.fakes.odoo_seed import demo_seed
-from handoff.bot.fakes.stack import SIGNING_SECRET, WEBHOOK_SECRET, _fake_slack, serve
+from handoff.bot.fakes.stack import SIGNING_SECRET, WEBHOOK_SECRET, fake_slack_for, serve
 
 from .load import drive
 from .observe import PostWatch, Shelf
@@ -59,7 +59,7 @@ async def handoff_process(workdir: Path) -> AsyncIterator[Served]:
     routing = write_routing(routing_file)
     odoo = FakeOdoo()
     demo_seed(odoo)
-    slack = _fake_slack(routing, SystemClock())
+    slack = fake_slack_for(routing, SystemClock())
     posts = PostWatch.install(slack)
     (odoo_runner, odoo_url), (slack_runner, slack_url) = await serve(odoo.app), await serve(slack.app)
     port = _free_port()

@@ -154,7 +154,8 @@ class LocalStack:
         return [e["text"] for e in self.slack.ephemerals if e.get("user") == self.slack_id(person)]
 
 
-def _fake_slack(routing: RoutingConfig, clock: Clock) -> FakeSlack:
+def fake_slack_for(routing: RoutingConfig, clock: Clock) -> FakeSlack:
+    """A fake Slack that knows every channel and person the routing config names."""
     slack = FakeSlack(clock=clock)
     for name, channel in routing.channels.items():
         if channel.slack:
@@ -198,7 +199,7 @@ async def local_stack(
             fake, entra, settings["dataverse"], edits = await stack.enter_async_context(dataverse_fakes(serve, clock))
             fields["orders"], urls["dataverse"], urls["entra"] = demo_orders(fake), settings["dataverse"].url, settings["dataverse"].authority_host
         if chat == "slack":
-            slack = _fake_slack(routing, clock)
+            slack = fake_slack_for(routing, clock)
             urls["slack"] = await _serve(stack, slack.app)
             fields.update(slack=slack, signer=SlackSigner(SIGNING_SECRET, clock, slack.workspace))
             settings["slack"] = SlackSettings(bot_token=slack.token, signing_secret=SIGNING_SECRET, api_base_url=f"{urls['slack']}/api/")
