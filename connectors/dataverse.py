@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 import aiohttp
@@ -74,6 +75,7 @@ class DataverseConnector:
             vendor_history=VendorHistory(open_orders=open_orders, recent_exceptions=exceptions),
             awaiting_approval=status in table.awaiting_values,
             erp_decision=_decision(status, table),
+            decided_at=_decided_at(row.get(table.modified_column)) if _decision(status, table) else None,
         )
 
     async def write_decision(self, record: ErpRecord, decision: Decision) -> ErpRecord:
@@ -234,6 +236,18 @@ def _label(row: dict, column: str | None) -> str | None:
 
 def _decision(status: object, table: TableMapping) -> str | None:
     return {table.approved_value: "approved", table.rejected_value: "rejected"}.get(status) if isinstance(status, int) else None
+
+
+def _decided_at(value: object) -> datetime | None:
+    # Dataverse has no "approved on" column: the last modification of a decided row is the closest fact. The Web API
+    # sends DateTime columns as ISO 8601 in UTC, e.g. "2026-11-24T10:42:00Z" (learn.microsoft.com, "Behavior and
+    # format of the date and time column").
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 def _decimal(value: object) -> Decimal:

@@ -30,8 +30,9 @@ APPROVED_STATES = {"purchase", "done"}
 RECONCILED_STATES = ["to approve", "purchase", "done", "cancel"]
 FIRST_POLL_LOOKBACK = timedelta(days=1)
 # write_uid is a log-access column every model has (odoo/models.py LOG_ACCESS_COLUMNS): who saved the order last.
+# date_approve ("Confirmation Date") is what button_approve stamps (addons/purchase/models/purchase_order.py).
 ORDER_FIELDS = ["name", "state", "partner_id", "amount_total", "currency_id", "user_id", "order_line", "company_id", "write_date", "date_order",
-                "write_uid"]
+                "write_uid", "date_approve"]
 LINE_FIELDS = ["name", "product_qty", "price_unit", "price_subtotal", "display_type"]
 
 
@@ -151,7 +152,21 @@ class OdooConnector:
             erp_decision="approved" if state in APPROVED_STATES else "rejected" if state == "cancel" else None,
             # Whoever saved a decided order last decided it, unless someone edited it since: good enough to say "by".
             decided_by=_text(order.get("write_uid")) if state in APPROVED_STATES | {"cancel"} else None,
+            decided_at=_decided_at(order, state),
         )
+
+    async def unchanged(self, record: ErpRecord) -> bool | None:
+        """Whether the order is still as `record` shows it, from one read of three fields; None when it can't tell."""
+        if record.etag is None:
+            return None
+        # A line edit recomputes the stored amount_total, and the ORM stamps write_date on computed-field writes too
+        # (odoo/models.py BaseModel._write_multi: "set magic fields (already done by write(), but not for computed
+        # fields)"). write_date reads at one-second precision, so amount_total and state are compared as well.
+        rows = await self._call(record.ref.model, "read", [_order_id(record.ref)], fields=["write_date", "state", "amount_total"])
+        if not rows:
+            return False
+        row = rows[0]
+        return row["write_date"] == record.etag and row["state"] == record.state and Decimal(str(row["amount_total"])) == record.amount
 
     async def write_decision(self, record: ErpRecord, decision: Decision) -> ErpRecord:
         """Approve (button_approve) or reject (button_cancel), confirm it took by re-reading, note it in the chatter."""
@@ -295,3 +310,15 @@ def _text(value: Any) -> str | None:
     if isinstance(value, list) and len(value) == 2:
         return str(value[1])
     return str(value) if value not in (False, None, "") else None
+
+
+def _decided_at(order: dict, state: str) -> datetime | None:
+    """When a decided order was decided: date_approve for an approval; a cancel stamps nothing, so its last save."""
+    stamp = order.get("date_approve") if state in APPROVED_STATES else order.get("write_date") if state == "cancel" else None
+    if not isinstance(stamp, str):
+        return None
+    # The external API returns datetimes as naive "YYYY-MM-DD HH:MM:SS" strings in UTC (odoo/fields.py Datetime).
+    try:
+        return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None

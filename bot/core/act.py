@@ -285,7 +285,10 @@ def close_in_erp(core: Core, conn, request: RequestState, live: ErpRecord) -> No
     """The ERP decided without us: close the card, say who and when, never write back."""
     outcome = live.erp_decision or f"moved to {live.state}"
     core.store.set_status(request.id, RequestStatus.CLOSED_IN_ERP, core.clock.now())
-    core.store.log(request.id, Event.REQUEST_CLOSED_IN_ERP, "erp", {"outcome": outcome, "state": live.state, "decided_by": live.decided_by})
+    core.store.log(request.id, Event.REQUEST_CLOSED_IN_ERP, "erp", {
+        "outcome": outcome, "state": live.state, "decided_by": live.decided_by,
+        "decided_at": live.decided_at.isoformat() if live.decided_at else None,
+    })
     effects = Effects(conn, core.clock.now())
     effects.update_cards(request.id)
     effects.what_changed(request.id)

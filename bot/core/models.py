@@ -82,6 +82,7 @@ class ErpRecord(Frozen):
     # Set when the ERP itself shows the outcome (approved or rejected there, or by our write-back).
     erp_decision: Literal["approved", "rejected"] | None = None
     decided_by: str | None = None
+    decided_at: datetime | None = None  # when the ERP says the decision was taken, in UTC
 
     def fingerprint(self) -> str:
         """Digest of what an approver decides on; a different digest means the picture changed."""

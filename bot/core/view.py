@@ -67,7 +67,8 @@ def sentence(entry: Entry, name_of: NameOf) -> str | None:
             return f"Write-back failed: {body['error']}"
         case Event.REQUEST_CLOSED_IN_ERP:
             by = f" by {body['decided_by']}" if body.get("decided_by") else ""
-            return f"{body['outcome'].capitalize()} directly in the ERP{by}"
+            at = f" at {clock_time(body['decided_at'])}" if body.get("decided_at") else ""
+            return f"{body['outcome'].capitalize()} directly in the ERP{by}{at}"
         case Event.REQUEST_COMPLETED:
             return f"Request {body['status']}"
     return None

@@ -337,7 +337,7 @@ async def test_an_approval_made_in_odoo_closes_the_card_without_writing_back(sta
     await stack.settled()
     final = stack.slack.message(PROCUREMENT, card.ts)
     assert not any(b["type"] == "actions" for b in final.blocks)
-    assert "Approved directly in the ERP by Olga Owner" in str(final.blocks)
+    assert "Approved directly in the ERP by Olga Owner at 23 Nov 12:00 UTC" in str(final.blocks)
     assert Event.REQUEST_CLOSED_IN_ERP in events_of(stack, "P00042")
     assert stack.odoo.calls["purchase.order.button_approve"] == 0 and stack.odoo.calls["purchase.order.button_cancel"] == 0
 
