@@ -190,6 +190,11 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at TEXT NOT NULL
     );
     """,
+    # 4: how often the outbox item was claimed, so a delivery after a claim that never finished (a crash) looks first
+    # for what the lost claim may already have done.
+    """
+    ALTER TABLE outbox ADD COLUMN claims INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 
@@ -19,14 +19,18 @@ class OutboxItem:
     attempts: int
     next_at: str
     last_error: str | None
+    created_at: str
+    # Times a worker took the item to deliver it, this claim included; more than one means an earlier claim was cut
+    # short (a crash, a lost answer), and its effect may already exist.
+    claims: int
 
 
-_COLUMNS = "id, kind, request_id, payload, idempotency_key, status, attempts, next_at, last_error"
+_COLUMNS = "id, kind, request_id, payload, idempotency_key, status, attempts, next_at, last_error, created_at, claims"
 
 
 def _item(row: tuple) -> OutboxItem:
-    id_, kind, request_id, payload, key, status, attempts, next_at, last_error = row
-    return OutboxItem(id_, kind, request_id, json.loads(payload), key, status, attempts, next_at, last_error)
+    id_, kind, request_id, payload, key, status, attempts, next_at, last_error, created_at, claims = row
+    return OutboxItem(id_, kind, request_id, json.loads(payload), key, status, attempts, next_at, last_error, created_at, claims)
 
 
 def _ts(at: datetime) -> str:
@@ -50,8 +54,10 @@ def claim_due(conn: sqlite3.Connection, now: datetime, limit: int, lease: timede
         sql += " FOR UPDATE SKIP LOCKED"
     rows = conn.execute(sql, (_ts(now), limit)).fetchall()
     if rows:
-        conn.executemany("UPDATE outbox SET next_at = ? WHERE id = ?", [(_ts(now + lease), row[0]) for row in rows])
-    return [_item(row) for row in rows]
+        conn.executemany(
+            "UPDATE outbox SET next_at = ?, claims = claims + 1 WHERE id = ?", [(_ts(now + lease), row[0]) for row in rows]
+        )
+    return [replace(item, claims=item.claims + 1) for item in map(_item, rows)]
 
 
 def complete(conn: sqlite3.Connection, item_id: int, at: datetime) -> None:
@@ -66,8 +72,14 @@ def reschedule(conn: sqlite3.Connection, item_id: int, next_at: datetime, error:
 
 
 def postpone(conn: sqlite3.Connection, item_id: int, next_at: datetime) -> None:
-    """Hold an item for its send slot or the platform's Retry-After: not a failed attempt, so no step toward dead letters."""
-    conn.execute("UPDATE outbox SET next_at = ? WHERE id = ?", (_ts(next_at), item_id))
+    """Hold an item for its send slot or the platform's Retry-After: not a failed attempt, so no step toward dead letters.
+
+    The claim is given back too: nothing was sent, so the next claim has nothing to look for.
+    """
+    conn.execute(
+        "UPDATE outbox SET next_at = ?, claims = CASE WHEN claims > 0 THEN claims - 1 ELSE 0 END WHERE id = ?",
+        (_ts(next_at), item_id),
+    )
 
 
 def bury(conn: sqlite3.Connection, item_id: int, error: str) -> None:
