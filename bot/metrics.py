@@ -114,6 +114,9 @@ class MeasuredConnector:
     async def fetch_record(self, ref: RecordRef) -> ErpRecord:
         return await self._measure("fetch_record", self.inner.fetch_record(ref))
 
+    async def unchanged(self, record: ErpRecord) -> bool | None:
+        return await self._measure("unchanged", self.inner.unchanged(record))
+
     async def write_decision(self, record: ErpRecord, decision: Decision) -> ErpRecord:
         return await self._measure("write_decision", self.inner.write_decision(record, decision))
 

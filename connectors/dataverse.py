@@ -78,6 +78,16 @@ class DataverseConnector:
             decided_at=_decided_at(row.get(table.modified_column)) if _decision(status, table) else None,
         )
 
+    async def unchanged(self, record: ErpRecord) -> bool | None:
+        """Whether the row is still as `record` shows it, by a conditional GET; None when there is no ETag to ask with."""
+        if record.etag is None:
+            return None
+        table = self._table(record.ref)
+        if not await self._api.not_modified(_entity(table, record.ref.record_id), {"$select": table.status_column}, record.etag):
+            return False
+        # Lines are rows of their own table: editing one leaves the parent's ETag as it was, so they are compared too.
+        return table.lines is None or await self._lines(table, record.ref.record_id) == record.lines
+
     async def write_decision(self, record: ErpRecord, decision: Decision) -> ErpRecord:
         """Set the status column under If-Match, note a rejection's reason, and return the record re-read.
 

@@ -49,6 +49,11 @@ class WebApi:
         assert body is not None, "a 200 from a GET carries a body"
         return body
 
+    async def not_modified(self, path: str, params: Mapping[str, str], etag: str) -> bool:
+        """A conditional GET: True when the row still has `etag` (304), False when Dataverse sends it anew (200)."""
+        # perform-conditional-operations-using-web-api.md, "Conditional retrievals": If-None-Match with the last ETag.
+        return await self._send("GET", path, params=params, headers={"If-None-Match": etag}) is None
+
     async def patch(self, path: str, values: dict, if_match: str) -> None:
         """Update columns; `If-Match` makes a changed record answer 412, never a silent overwrite."""
         await self._send("PATCH", path, payload=values, headers={"If-Match": if_match})
@@ -70,6 +75,8 @@ class WebApi:
             # A cached token Dataverse no longer takes (revoked, or expired early) is dropped and fetched anew, once.
             self._tokens.forget()
             status, raw, retry_after = await self._request(method, url, payload, extra)
+        if status == 304:
+            return None
         if status < 300:
             try:
                 return json.loads(raw, parse_float=Decimal) if raw else None

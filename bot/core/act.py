@@ -11,6 +11,7 @@ from .effects import Effects
 from .enrich import build_packet, describe_changes, read_record
 from .errors import ErpError
 from .events import Event
+from .retry import with_retries
 from .models import (
     Action,
     ActionResult,
@@ -84,6 +85,8 @@ class Approvals:
         if action.verb is Verb.ASK_INFO:
             return self._ask_info(request, person, action.comment or "")
         try:
+            if await self._unchanged(request):
+                return self._record(action, request, person, stage)
             live = await read_record(core.connector(request.ref), request.ref, core.click_backoff, core.sleep)
         except ErpError as error:
             name = request.ref.source.capitalize()
@@ -97,6 +100,15 @@ class Approvals:
         if live.fingerprint() != request.packet.fingerprint:
             return self._drift(request, live, person)
         return self._record(action, request, person, stage)
+
+    async def _unchanged(self, request: RequestState) -> bool:
+        """True when the ERP confirms the shown record is current, which spares the click the full re-read."""
+        if request.packet.incomplete_reason is not None:  # figures from the webhook are always re-read
+            return False
+        connector = self.core.connector(request.ref)
+        record = request.packet.record
+        return await with_retries(lambda: connector.unchanged(record), what=f"check {request.ref.key}",
+                                  backoff=self.core.click_backoff, sleep=self.core.sleep) is True
 
     def _check(self, action: Action, request: RequestState, person: Person | None) -> ActionResult | None:
         """Refusals that need no ERP call: who you are, which card you clicked, whose request it is."""

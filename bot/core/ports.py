@@ -38,6 +38,9 @@ class ErpConnector(Protocol):
 
     async def fetch_record(self, ref: RecordRef) -> ErpRecord: ...
 
+    async def unchanged(self, record: ErpRecord) -> bool | None:
+        """Whether the ERP still has `record` as read (one cheap call, by its etag); None when it can't tell."""
+
     async def write_decision(self, record: ErpRecord, decision: Decision) -> ErpRecord:
         """Carry out the decision in the ERP, re-read the record to confirm it took, and return it.
 

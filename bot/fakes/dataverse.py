@@ -1,7 +1,7 @@
 """A local Dataverse Web API (`/api/data/v9.2/...`) with ETags, 412s, service protection 429s and bearer tokens.
 
 Wire behaviour follows MicrosoftDocs/powerapps-docs: `webapi/perform-conditional-operations-using-web-api.md`
-(`@odata.etag` W/"<versionnumber>", If-Match -> 204 or 412, `If-Match: *`), `webapi/query/count-rows.md`
+(`@odata.etag` W/"<versionnumber>", If-Match -> 204 or 412, `If-Match: *`, If-None-Match -> 304), `webapi/query/count-rows.md`
 (`$count=true` -> `@odata.count`), `api-limits.md` (429 + Retry-After seconds, 0x80072322),
 troubleshooting `web-api-client-errors.md` (`{"error": {"code", "message"}}`, 0x8006088a unknown segment).
 """
@@ -130,6 +130,8 @@ class FakeDataverse(SeedMixin):
         row = self.rows[entity_set].get(record_id)
         if row is None:
             return _not_found(table, record_id)
+        if request.headers.get("If-None-Match") == _etag(row):  # a conditional retrieval of an unchanged row
+            return web.Response(status=304, headers={"OData-Version": "4.0"})
         select = _checked(table, parse_select(request.query.get("$select")))
         body = self._shape(table, row, select, parse_expand(request.query.get("$expand")), _formatted(request))
         shown = f"({','.join(select)})" if select else ""

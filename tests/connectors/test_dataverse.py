@@ -280,3 +280,39 @@ async def test_a_record_from_the_webhook_alone_carries_its_figures_but_no_etag(e
     assert record.etag is None and record.awaiting_approval
     with pytest.raises(ErpConflict, match="without an ETag"):
         await env.connector().write_decision(record, decision(Verb.APPROVE))
+
+
+async def test_an_untouched_record_is_confirmed_unchanged_by_a_conditional_get(env):
+    order = seed_order(env.fake)
+    connector = env.connector()
+    record = await connector.fetch_record(ref(order))
+    seen = len(env.fake.requests)
+
+    assert await connector.unchanged(record) is True
+
+    check = env.fake.requests[seen]
+    assert check[0] == "GET" and check[1].startswith(f"/api/data/v9.2/purchaseorders({order})?")
+    assert check[2]["If-None-Match"] == record.etag
+
+
+async def test_a_record_saved_since_the_read_is_not_unchanged(env):
+    order = seed_order(env.fake)
+    connector = env.connector()
+    record = await connector.fetch_record(ref(order))
+    env.fake.update("purchaseorder", order, totalamount=13000.0)
+    assert await connector.unchanged(record) is False
+
+
+async def test_an_edited_line_is_a_change_though_the_order_s_etag_stays(env):
+    order = seed_order(env.fake)
+    connector = env.connector()
+    record = await connector.fetch_record(ref(order))
+    line = next(key for key, row in env.fake.rows["purchaseorderdetails"].items() if row["_purchaseorderid_value"] == order)
+    env.fake.update("purchaseorderdetail", line, quantity=900.0)
+    assert await connector.unchanged(record) is False
+
+
+async def test_a_record_without_an_etag_cannot_be_checked(env):
+    order = seed_order(env.fake)
+    record = (await env.connector().fetch_record(ref(order))).model_copy(update={"etag": None})
+    assert await env.connector().unchanged(record) is None

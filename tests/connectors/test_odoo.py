@@ -424,3 +424,40 @@ def test_settings_refuse_what_the_connector_cannot_do():
         OdooSettings(url="https://odoo.example.com", database="db", login="bot", api_key="k", webhook_secret="s", models=["sale.order"])
     with pytest.raises(ValidationError, match="is not an http"):
         OdooSettings(url="odoo.example.com", database="db", login="bot", api_key="k", webhook_secret="s")
+
+
+async def test_an_untouched_order_is_confirmed_unchanged_by_one_read_of_the_order(odoo):
+    order = odoo.fake.add_purchase_order(lines=[("Bolts", 2, 5.0)], attachments=1)
+    connector = odoo.connector()
+    record = await connector.fetch_record(ref(order))
+    before = dict(odoo.fake.calls)
+
+    assert await connector.unchanged(record) is True
+
+    made = {call: n - before.get(call, 0) for call, n in odoo.fake.calls.items() if n != before.get(call, 0)}
+    assert made == {"purchase.order.read": 1}
+
+
+@pytest.mark.parametrize("change", [{"amount_total": 4100.0}, {"state": "cancel"}, {"name": "P00099"}])
+async def test_an_order_saved_since_the_read_is_not_unchanged(odoo, change):
+    order = odoo.fake.add_purchase_order(lines=[("Bolts", 2, 5.0)])
+    connector = odoo.connector()
+    record = await connector.fetch_record(ref(order))
+    odoo.fake.set_field("purchase.order", order, **change)
+    assert await connector.unchanged(record) is False
+
+
+async def test_a_new_amount_in_the_same_second_as_the_read_is_still_a_change(odoo):
+    # write_date reads at one-second precision, so a save in the second of the read keeps it.
+    order = odoo.fake.add_purchase_order(lines=[("Bolts", 2, 5.0)])
+    connector = odoo.connector()
+    record = await connector.fetch_record(ref(order))
+    odoo.fake.set_field("purchase.order", order, amount_total=11.0)
+    odoo.fake.db.records["purchase.order"][order]["write_date"] = record.etag
+    assert await connector.unchanged(record) is False
+
+
+async def test_a_record_known_only_from_a_webhook_without_write_date_cannot_be_checked(odoo):
+    order = odoo.fake.add_purchase_order()
+    record = (await odoo.connector().fetch_record(ref(order))).model_copy(update={"etag": None})
+    assert await odoo.connector().unchanged(record) is None
