@@ -28,12 +28,12 @@ from handoff.bot.core.reconcile import Reconciler
 from handoff.bot.core.retry import Backoff
 from handoff.bot.core.route import RoutingConfig
 from handoff.bot.core.schedule import Scheduler
-from handoff.bot.core import status
 from handoff.bot.allowlist import networks, webhook_allow_list
 from handoff.bot.faults import crash_point
 from handoff.bot.metrics import ERP_CALLS, measure, register_metrics
 from handoff.bot.channels.teams import TeamsChannel
 from handoff.bot.channels.teams_bot import messages_handler
+from handoff.bot.channels.teams_commands import TeamsCommands
 from handoff.connectors import dataverse, odoo
 from handoff.state.store import Store
 
@@ -203,6 +203,8 @@ def _lifecycle(routing: RoutingConfig, clock: Clock):
         settings = app[SETTINGS]
         store = Store(settings.database, clock)
         session = aiohttp.ClientSession()
+        # The Slack SDK's own default limit per call (AsyncWebClient timeout=30), kept now that it shares a session.
+        slack_session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         try:
             connectors = {}
             if settings.odoo:
@@ -216,13 +218,15 @@ def _lifecycle(routing: RoutingConfig, clock: Clock):
             approvals = Approvals(core)
             channels = {}
             if settings.slack:
-                client = AsyncWebClient(token=settings.slack.bot_token.get_secret_value(), base_url=settings.slack.api_base_url)
+                # Without a session the SDK opens a new ClientSession, connection and DNS lookup (a thread) per call
+                # (slack_sdk/web/async_internal_utils.py _request_with_session): slower, and native memory that grew.
+                client = AsyncWebClient(token=settings.slack.bot_token.get_secret_value(), base_url=settings.slack.api_base_url,
+                                        session=slack_session)
                 await _check_slack(client)
                 channels["slack"] = SlackChannel(client)
                 app[SLACK] = slack_handler(build_bolt_app(settings.slack, client, approvals, channels["slack"], core))
             if settings.teams:
-                answer = lambda identity, text: status.answer(core, approvals.person_for(identity), text)  # noqa: E731
-                channels["teams"] = TeamsChannel(settings.teams, store, approvals, status=answer)
+                channels["teams"] = TeamsChannel(settings.teams, store, approvals, commands=TeamsCommands(core, approvals, store))
                 await channels["teams"].check()
                 app[TEAMS] = messages_handler(channels["teams"])
             worker = Worker(Ingestor(core), Dispatcher(core, approvals, channels, lease=timedelta(seconds=settings.outbox_lease_s)),
@@ -237,6 +241,7 @@ def _lifecycle(routing: RoutingConfig, clock: Clock):
                 await channels["teams"].close()
         finally:
             await session.close()
+            await slack_session.close()
             store.close()
 
     return lifecycle

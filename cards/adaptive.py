@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 VERSION = "1.5"  # Universal Actions need 1.5 in Teams (msteams-docs Work-with-Universal-Actions-for-Adaptive-Cards.md)
 APPROVE, REJECT, ASK_INFO, REFRESH = "handoff.approve", "handoff.reject", "handoff.ask_info", "handoff.refresh"
+REASSIGN, BULK_APPROVE = "handoff.reassign", "handoff.bulk_approve"
+# Input ids; in an inbox several items share one card, so each item's ids end in ".<request id>" to stay unique.
+REASON, QUESTION, ASSIGNEE = "reason", "question", "assignee"
 MAX_REFRESH_USERS = 60  # Teams auto-refreshes for at most 60 user MRIs (same doc, "User IDs in refresh")
 # adaptive-cards-py's Teams target allows 28 KB, tighter than the 80 KB msteams-docs recommends for a whole message
 # (bots/how-to/format-your-bot-messages.md); staying under it keeps every card valid by the package's own check.
@@ -50,18 +53,26 @@ _LADDER = (
 )
 
 
-def render_card(view: CardView, approver_mris: list[str] | None = None) -> dict:
-    """The Adaptive Card for a view: facts, lines, notes, history and, while it is open, the decision buttons."""
-    validator = CardValidatorFactory.create_validator_microsoft_teams()
+def render_card(view: CardView, approver_mris: list[str] | None = None, reassign_to: list[tuple[str, str]] | None = None) -> dict:
+    """The Adaptive Card for a view: facts, lines, notes, history and, while it is open, the decision buttons.
+
+    `reassign_to` is (person key, name) for everyone the stage may move to; empty: no Reassign button.
+    """
     for limits in _LADDER:
-        card = _card(view, approver_mris or [], limits)
+        card = _card(view, approver_mris or [], limits, reassign_to or [])
         size = len(card.to_json().encode())
         if size <= BUDGET_BYTES:
             break
         log.info("card.degraded", extra={"request_id": view.packet.request_id, "bytes": size, "chars": limits.chars})
+    return validated(card, f"request {view.packet.request_id}")
+
+
+def validated(card: ac.AdaptiveCard, what: str) -> dict:
+    """The card as JSON once Teams' validation passes; ValueError naming `what` and the findings otherwise."""
+    validator = CardValidatorFactory.create_validator_microsoft_teams()
     if validator.validate(card, debug=False).is_err():
         findings = "; ".join(f"{f.message} {f.message_additional}".strip() for f in validator.details())
-        raise ValueError(f"Adaptive Card for request {view.packet.request_id} fails Teams validation: {findings}")
+        raise ValueError(f"Adaptive Card for {what} fails Teams validation: {findings}")
     return json.loads(card.to_json())
 
 
@@ -75,10 +86,10 @@ def binding(data: object) -> tuple[str, int, int]:
         raise ValueError(f"action data lacks a valid request binding ({error})") from None
 
 
-def _card(view: CardView, approver_mris: list[str], limits: _Limits) -> ac.AdaptiveCard:
+def _card(view: CardView, approver_mris: list[str], limits: _Limits, reassign_to: list[tuple[str, str]]) -> ac.AdaptiveCard:
     data = {"r": view.packet.request_id, "v": view.packet.version, "s": view.stage}
     body = _header(view, limits) + _facts(view, limits) + _sections(view, limits)
-    actions = (_decisions(data) if view.actionable else []) + _link(view)
+    actions = (decisions(data, reassign_to) if view.actionable else []) + _link(view)
     if actions:
         body.append(ac.ActionSet(actions=actions, spacing=act.Spacing.MEDIUM))
     refresh = None
@@ -159,7 +170,7 @@ def _sections(view: CardView, limits: _Limits) -> list:
     return blocks
 
 
-def _execute(title: str, verb: str, data: dict, style: act.ActionStyle | None = None) -> ac.ActionExecute:
+def execute(title: str, verb: str, data: dict, style: act.ActionStyle | None = None) -> ac.ActionExecute:
     # Teams clients without Universal Actions render the Action.Submit fallback; it arrives as a message whose
     # value carries the same binding plus the verb (AdaptiveCards universal-action-model.md, "Backward compatibility").
     legacy = ac.ActionSubmit(title=title, data={**data, "verb": verb}, style=style)
@@ -170,19 +181,27 @@ def _form(input_id: str, label: str, placeholder: str, error: str, verb: str, su
           style: act.ActionStyle | None = None) -> ac.AdaptiveCard:
     field = ac.InputText(id=input_id, label=label, placeholder=placeholder, is_multiline=True, is_required=True,
                          error_message=error, max_length=1000)
-    return ac.AdaptiveCard(body=[field], actions=[_execute(submit, verb, data, style)])
+    return ac.AdaptiveCard(body=[field], actions=[execute(submit, verb, data, style)])
 
 
-def _decisions(data: dict) -> list:
-    reject = _form("reason", "Why do you reject it?", "The requester will see this", "Please say why you reject it.",
+def decisions(data: dict, reassign_to: list[tuple[str, str]], suffix: str = "") -> list:
+    """Approve, Reject (with a reason), Ask for info (with a question) and, given people, Reassign; inputs end in `suffix`."""
+    reject = _form(REASON + suffix, "Why do you reject it?", "The requester will see this", "Please say why you reject it.",
                    REJECT, "Reject", data, act.ActionStyle.DESTRUCTIVE)
-    ask = _form("question", "What do you need to know?", "Your question goes to the requester", "Please write your question.",
+    ask = _form(QUESTION + suffix, "What do you need to know?", "Your question goes to the requester", "Please write your question.",
                 ASK_INFO, "Send question", data)
-    return [
-        _execute("Approve", APPROVE, data, act.ActionStyle.POSITIVE),
+    actions = [
+        execute("Approve", APPROVE, data, act.ActionStyle.POSITIVE),
         ac.ActionShowCard(title="Reject", card=reject),
         ac.ActionShowCard(title="Ask for info", card=ask),
     ]
+    if reassign_to:
+        choices = [ac.InputChoice(title=name, value=key) for key, name in reassign_to]
+        pick = ac.InputChoiceSet(id=ASSIGNEE + suffix, label="Who decides instead?", choices=choices, is_required=True,
+                                 error_message="Pick the person who decides instead.")
+        form = ac.AdaptiveCard(body=[pick], actions=[execute("Reassign", REASSIGN, data)])
+        actions.append(ac.ActionShowCard(title="Reassign", card=form))
+    return actions
 
 
 def _link(view: CardView) -> list:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import TypeVar
 
 from aiohttp import web
@@ -21,6 +21,7 @@ from handoff.cards.text import summary
 
 from .teams_auth import TeamsSettings, TokenSource, build_authentication, check_credentials
 from .teams_bot import card_attachment, messages_handler
+from .teams_commands import TeamsCommands
 
 __all__ = ["TeamsChannel", "TeamsSettings", "teams_routes"]
 
@@ -39,12 +40,13 @@ class TeamsChannel:
     platform = "teams"
 
     def __init__(self, settings: TeamsSettings, directory: ConversationDirectory, approvals: Approvals,
-                 status: Callable[[ChatIdentity, str], str] | None = None) -> None:
+                 commands: TeamsCommands | None = None) -> None:
         self.settings = settings
         self.directory = directory
         self.approvals = approvals
-        # The answer to a question typed to the bot ("status PO-000123", "my approvals"); None: questions go unanswered.
-        self.status = status
+        # Answers typed questions ("status PO-000123", "my approvals", "delegate …") and the inbox and reassign verbs;
+        # None: questions go unanswered and cards offer no Reassign.
+        self.commands = commands
         self.tokens = TokenSource(settings)
         self.adapter = CloudAdapter(build_authentication(settings, self.tokens))
         self._connectors: dict[str, ConnectorClient] = {}
@@ -67,7 +69,7 @@ class TeamsChannel:
         else:
             reference, conversation = await self._open_dm(target)
             mris = [reference["user"]["id"]]
-        card = adaptive.render_card(view, mris)
+        card = self.render(view, mris)
         activity = Activity(type="message", summary=summary(view), attachments=[card_attachment(card)])
         connector = await self._connector(reference["serviceUrl"])
         sent = await self._call("post the card", target, connector.conversations.send_to_conversation(conversation, activity))
@@ -78,7 +80,7 @@ class TeamsChannel:
         reference = await self._reference(posted.target)
         mris = [reference["user"]["id"]] if posted.target.kind == "dm" else []
         activity = Activity(type="message", id=posted.message_id, summary=summary(view),
-                            attachments=[card_attachment(adaptive.render_card(view, mris))])
+                            attachments=[card_attachment(self.render(view, mris))])
         connector = await self._connector(reference["serviceUrl"])
         await self._call("update the card", posted.target,
                          connector.conversations.update_activity(posted.conversation, posted.message_id, activity))
@@ -122,6 +124,11 @@ class TeamsChannel:
         await self._call("update the alert", target, connector.conversations.update_activity(conversation, message_id, activity))
 
     # ---- helpers
+
+    def render(self, view: CardView, mris: list[str]) -> dict:
+        """The request's card, with Reassign offering the people its open stage may move to."""
+        reassign_to = self.commands.reassign_to(view.packet.request_id) if self.commands and view.actionable else []
+        return adaptive.render_card(view, mris, reassign_to)
 
     async def _reference(self, target: Target) -> dict:
         key = f"{'channel' if target.kind == 'channel' else 'user'}:{target.address}"

@@ -16,6 +16,7 @@ from msrest.exceptions import ClientException, DeserializationError
 
 from handoff.bot.core.models import Action, ActionResult, ChatIdentity, Outcome, Verb
 from handoff.cards import adaptive
+from handoff.cards.adaptive_inbox import INBOX_KEY
 from handoff.cards.escape import escape_adaptive
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ MESSAGE_TYPE = "application/vnd.microsoft.activity.message"
 ERROR_TYPE = "application/vnd.microsoft.error"
 
 VERBS = {adaptive.APPROVE: Verb.APPROVE, adaptive.REJECT: Verb.REJECT, adaptive.ASK_INFO: Verb.ASK_INFO}
-COMMENT_INPUT = {Verb.REJECT: "reason", Verb.ASK_INFO: "question"}
+COMMENT_INPUT = {Verb.REJECT: adaptive.REASON, Verb.ASK_INFO: adaptive.QUESTION}
 COMMENT_NEEDED = {Verb.REJECT: "Please say why you reject it: the requester will see this.",
                   Verb.ASK_INFO: "Please write your question."}
 # msteams-docs channel-and-group-conversations.md: a mention is `<at>name</at>` in the text (plus an entity).
@@ -118,6 +119,15 @@ class HandoffTeamsBot(ActivityHandler):
 
     async def _execute(self, activity: Activity, verb: object, data: object) -> dict:
         # `trigger` and `action.id` are not required: the local Teams playground omits them.
+        commands = self.channel.commands
+        if commands is not None and verb in commands.verbs and isinstance(data, dict):
+            try:
+                said, show_card = await commands.execute(_identity(activity), str(verb), data)
+            except ValueError as error:
+                return _error(f"This card's button carries no usable request ({error}).")
+            if data.get(INBOX_KEY):
+                return await self._inbox_response(activity, said)
+            return await self._card_response(data["r"], activity) if show_card else _message(said)
         try:
             request_id, version, stage = adaptive.binding(data)
         except ValueError as error:
@@ -127,6 +137,8 @@ class HandoffTeamsBot(ActivityHandler):
         if verb not in VERBS:
             return _error(f"Unknown card action {verb!r}.")
         result = await self._act(activity, VERBS[verb], request_id, version, stage, data)
+        if isinstance(data, dict) and data.get(INBOX_KEY):
+            return await self._inbox_response(activity, result if isinstance(result, str) else result.message)
         if isinstance(result, str):
             return _message(result)
         if result.outcome in DONE:
@@ -153,20 +165,26 @@ class HandoffTeamsBot(ActivityHandler):
             await turn_context.send_activity(result.message)
             return
         # A submit cannot answer with a card, so the card it came from is replaced in place.
-        card = adaptive.render_card(view, self._mris(activity))
+        card = self.channel.render(view, self._mris(activity))
         await turn_context.update_activity(Activity(type="message", id=activity.reply_to_id, attachments=[card_attachment(card)]))
 
     async def _answer(self, turn_context: TurnContext) -> None:
         """A typed question: in a channel Teams only forwards messages that @mention the bot, so drop that mention."""
         activity = turn_context.activity
         identity = _identity(activity)
-        if self.channel.status is None or identity is None:
+        if self.channel.commands is None or identity is None:
             return
         text = _MENTION.sub(" ", activity.text or "")
-        answer = self.channel.status(identity, " ".join(text.split()))
+        bot_id = activity.recipient.id if activity.recipient else None
+        # msrest keeps a mention's `mentioned` and `text` only in additional_properties (Entity declares just `type`).
+        mentions = [{**(e.additional_properties or {}), "type": e.type} for e in activity.entities or [] if e.type == "mention"]
+        mentions = [m for m in mentions if (m.get("mentioned") or {}).get("id") != bot_id]
+        answer = await self.channel.commands.reply(identity, " ".join(text.split()), mentions)
         # The answer goes back where the question was asked: the 1:1 chat, or the channel thread it started.
+        reply = (Activity(type="message", attachments=[card_attachment(answer)]) if isinstance(answer, dict)
+                 else Activity(type="message", text=escape_adaptive(answer), text_format="markdown"))
         try:
-            await turn_context.send_activity(Activity(type="message", text=escape_adaptive(answer), text_format="markdown"))
+            await turn_context.send_activity(reply)
         except (ErrorResponseException, ClientException, OSError) as error:
             # The question was received; an unreachable connector is logged, not turned into a 500 for Teams to retry.
             log.warning("teams.answer_failed", extra={"service_url": activity.service_url, "error": type(error).__name__})
@@ -176,7 +194,9 @@ class HandoffTeamsBot(ActivityHandler):
         identity = _identity(activity)
         if identity is None:
             return "Teams did not say who you are (no Microsoft Entra object id), so Handoff cannot count this."
-        comment = str(data.get(COMMENT_INPUT[verb]) or "").strip() if verb in COMMENT_INPUT else None
+        # An inbox card holds several forms, so its inputs carry the request id (cards/adaptive_inbox.py).
+        field = COMMENT_INPUT.get(verb)
+        comment = str(data.get(f"{field}.{request_id}") or data.get(field) or "").strip() if field else None
         if comment == "":
             return COMMENT_NEEDED[verb]
         action = Action(request_id=request_id, version=version, stage=stage, verb=verb, actor=identity, comment=comment)
@@ -186,7 +206,16 @@ class HandoffTeamsBot(ActivityHandler):
         view = await self.channel.approvals.view(request_id)
         if view is None:
             return _message("Handoff has no record of this request; it may come from another installation.")
-        return {"statusCode": 200, "type": CARD_TYPE, "value": adaptive.render_card(view, self._mris(activity))}
+        return {"statusCode": 200, "type": CARD_TYPE, "value": self.channel.render(view, self._mris(activity))}
+
+    async def _inbox_response(self, activity: Activity, said: str) -> dict:
+        """A click on the inbox: the inbox again, the click's result on top, so the other items stay at hand."""
+        identity = _identity(activity)
+        person = self.channel.approvals.person_for(identity) if identity else None
+        if person is None or self.channel.commands is None:
+            return _message(said)
+        answer = self.channel.commands.inbox(person, said.splitlines())
+        return {"statusCode": 200, "type": CARD_TYPE, "value": answer} if isinstance(answer, dict) else _message(said)
 
     @staticmethod
     def _mris(activity: Activity) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import date, datetime, time, timedelta, timezone
 
 from handoff.state import delegation_store
@@ -15,6 +16,8 @@ from .route import can_decide, members, platform_of
 from .view import role_label
 
 log = logging.getLogger(__name__)
+
+_DATE = re.compile(r"\b(until|from)\s+(\S+)", re.IGNORECASE)
 
 
 def active(core: Core) -> dict[str, str]:
@@ -40,6 +43,34 @@ def deciding_stage(core: Core, request: RequestState) -> StagePlan:
     if delegation_store.assignee(core.store.conn, request.id, request.stage) is None:
         return stage
     return stage.model_copy(update={"mode": StageMode.FIRST, "quorum": 1})
+
+
+def candidates(core: Core, request: RequestState) -> list[Person]:
+    """Whom the current stage may be reassigned to: its role's members and its escalation role's, never the requester."""
+    stage = request.plan.stages[request.stage]
+    roles = [stage.role] + ([stage.escalate_to] if stage.escalate_to else [])
+    found: dict[str, Person] = {}
+    for role in roles:
+        found.update((p.key, p) for p in members(core.routing, role) if p.key != request.requester)
+    return list(found.values())
+
+
+def parse_window(text: str, help_text: str) -> tuple[date, date | None]:
+    """(until, from) out of "… until YYYY-MM-DD [from YYYY-MM-DD]"; ValueError says what to write instead."""
+    dates: dict[str, date] = {}
+    for word, value in _DATE.findall(text):
+        try:
+            dates[word.lower()] = date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"“{value}” is not a date Handoff reads. Write it as YYYY-MM-DD. {help_text}") from None
+    if "until" not in dates:
+        raise ValueError(f"Until when? {help_text}")
+    return dates["until"], dates.get("from")
+
+
+def without_window(text: str) -> str:
+    """The text with its "until …" and "from …" removed: what names the delegate."""
+    return " ".join(_DATE.sub(" ", text).split())
 
 
 def grant(core: Core, delegator: Person, delegate: Person, until: date, starts: date | None = None) -> str:

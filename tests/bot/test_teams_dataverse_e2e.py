@@ -84,9 +84,10 @@ async def test_status_questions_in_a_teams_chat_and_with_a_mention_in_a_channel_
         assert "Acme Supplies" in answer[-1]
 
         await stack.teams.say("erik", "my approvals", channel="procurement")
-        waiting = await wait_until(lambda: [t for t in stack.teams.texts("procurement") if "waiting for your decision" in t],
-                                   what="the answer in the channel")
-        assert "PO-000123" in waiting[-1]
+        waiting = await wait_until(lambda: [m for m in stack.teams.messages("procurement")
+                                            if "waiting for your decision" in json.dumps(m.get("attachments"))],
+                                   what="the inbox card in the channel")
+        assert "PO-000123" in json.dumps(waiting[-1]["attachments"])
 
 
 async def test_a_dataverse_request_routed_to_slack_completes(tmp_path):
