@@ -128,7 +128,15 @@ def _failure(rule: Rule, facts: RouteFacts) -> str | None:
 
 
 def _matched(config: RoutingConfig, facts: RouteFacts) -> list[Rule]:
-    return [rule for rule in config.rules if _failure(rule, facts) is None]
+    # Explaining a rule formats money; most rules of a tiered config fail on the amount, so that is checked bare first.
+    return [rule for rule in config.rules if _within(rule, facts.amount) and _failure(rule, facts) is None]
+
+
+def _within(rule: Rule, amount: Decimal | None) -> bool:
+    """Whether `amount` is inside the rule's bounds; an unknown amount is left for _amount to explain."""
+    if amount is None:
+        return True
+    return (rule.amount_at_least is None or amount >= rule.amount_at_least) and (rule.amount_below is None or amount < rule.amount_below)
 
 
 def _winner(config: RoutingConfig, facts: RouteFacts, matched: list[Rule] | None = None) -> Rule | None:
