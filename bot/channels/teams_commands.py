@@ -17,6 +17,7 @@ from handoff.bot.core.models import ChatIdentity, Person, RequestStatus
 from handoff.bot.core.ports import Approvals, ConversationDirectory
 from handoff.cards import adaptive
 from handoff.cards.adaptive_inbox import InboxItem, render_inbox
+from handoff.state import delegation_store
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class TeamsCommands:
         return [(p.key, p.name) for p in delegation.candidates(self.core, request)]
 
     async def execute(self, identity: ChatIdentity | None, verb: str, data: dict) -> tuple[str, bool]:
-        """Run Approve all or Reassign; (what to tell the clicker, whether the request's card is worth showing again)."""
+        """Run Approve all or Reassign; (what to tell the clicker, whether the request's card shows the result instead)."""
         if identity is None:
             return NO_IDENTITY, False
         person = self.approvals.person_for(identity)
@@ -73,11 +74,19 @@ class TeamsCommands:
                 return "This Approve all button is unreadable, so nothing was approved. Ask `pending` again for a fresh inbox.", False
             results = await inbox.bulk_approve(self.core, self.approvals, identity, items)
             return inbox.bulk_report(self.core, items, results), False
-        return self._reassign(person, data), True
+        said = self._reassign(person, data)
+        request_id, _, stage = adaptive.binding(data)
+        picked = self._picked(data)
+        return said, picked is not None and delegation_store.assignee(self.core.store.conn, request_id, stage) == picked
+
+    @staticmethod
+    def _picked(data: dict) -> str | None:
+        request_id = data.get("r")
+        return str(data.get(f"{adaptive.ASSIGNEE}.{request_id}") or data.get(adaptive.ASSIGNEE) or "") or None
 
     def _reassign(self, by: Person | None, data: dict) -> str:
         request_id, _, stage = adaptive.binding(data)
-        picked = str(data.get(f"{adaptive.ASSIGNEE}.{request_id}") or data.get(adaptive.ASSIGNEE) or "")
+        picked = self._picked(data) or ""
         request, to = self.core.store.get_request(request_id), self.core.routing.people.get(picked)
         if by is None:
             return status.UNKNOWN_PERSON

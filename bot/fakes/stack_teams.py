@@ -38,9 +38,10 @@ class TeamsCard:
     def content(self) -> dict:
         return self.activity["attachments"][0]["content"]
 
-    def execute_data(self, verb: str) -> dict:
-        """The `data` of the card's Action.Execute for `verb` (Reject and Ask sit inside Action.ShowCard forms)."""
-        found = next(_actions(self.content, verb), None)
+    def execute_data(self, verb: str, request_id: str | None = None) -> dict:
+        """The `data` of the card's Action.Execute for `verb` (Reject and Ask sit inside Action.ShowCard forms); on an
+        inbox card, `request_id` picks the item."""
+        found = next((a for a in _actions(self.content, verb) if request_id is None or a["data"].get("r") == request_id), None)
         if found is None:
             raise LookupError(f"card {self.id} has no Action.Execute {verb!r} (is it still open?)")
         return found["data"]
@@ -151,23 +152,33 @@ class TeamsDriver:
         if got != status:
             raise RuntimeError(f"Handoff answered {got} to a Teams {activity['type']} (expected {status}): {body}")
 
-    async def invoke(self, person: str, card: TeamsCard, verb: str, inputs: dict | None = None) -> tuple[int, object]:
+    async def invoke(self, person: str, card: TeamsCard, verb: str, inputs: dict | None = None,
+                     request_id: str | None = None) -> tuple[int, object]:
         """`person` clicks the Action.Execute `verb` on `card`: an `adaptiveCard/action` invoke, like the shared fixture."""
         where = next((k for k in [*self.routing.channels, *self.routing.people] if self.conversation(k) == card.conversation),
                      card.conversation)
         action = {"type": "Action.Execute", "id": verb, "title": verb, "verb": verb,
-                  "data": {**card.execute_data(verb), **(inputs or {})}}
+                  "data": {**card.execute_data(verb, request_id), **(inputs or {})}}
         activity = self._activity("invoke", where, self._person(person), name="adaptiveCard/action", replyToId=card.id,
                                   value={"action": action, "trigger": "manual"})
         return await self.send(activity)
 
-    async def say(self, person: str, text: str, channel: str | None = None) -> tuple[int, object]:
-        """`person` types `text` to Handoff in their 1:1 chat, or in `channel` with an @mention as Teams requires there."""
-        fields: dict = {"text": text, "textFormat": "plain"}
+    async def say(self, person: str, text: str, channel: str | None = None, mention: str | None = None) -> tuple[int, object]:
+        """`person` types `text` to Handoff in their 1:1 chat, or in `channel` with an @mention as Teams requires there.
+
+        `mention` (a person key) @mentions that person where `{mention}` stands in `text`, as Teams sends it.
+        """
+        entities: list[dict] = []
+        if mention:
+            someone = self._person(mention)
+            tag = f"<at>{someone['name']}</at>"
+            text = text.replace("{mention}", tag)
+            entities.append({"type": "mention", "text": tag, "mentioned": {"id": someone["id"], "name": someone["name"]}})
         if channel:
             tag = f"<at>{BOT['name']}</at>"
-            fields = {"text": f"{tag} {text}", "textFormat": "plain",
-                      "entities": [{"type": "mention", "text": tag, "mentioned": BOT}]}
+            text = f"{tag} {text}"
+            entities.insert(0, {"type": "mention", "text": tag, "mentioned": BOT})
+        fields: dict = {"text": text, "textFormat": "plain", **({"entities": entities} if entities else {})}
         return await self.send(self._activity("message", channel or person, self._person(person), **fields))
 
     # ---- what Handoff posted
@@ -181,6 +192,18 @@ class TeamsDriver:
 
     def replies(self, card: TeamsCard) -> list[dict]:
         return [a for a in self.connector.activities.get(card.conversation, []) if a.get("replyToId") == card.id]
+
+    async def reply_card(self, where: str, needle: str, timeout: float = 5.0) -> TeamsCard:
+        """The latest card Handoff sent as an answer (a reply, like the inbox) in `where` whose content has `needle`."""
+        conversation = self.conversation(where)
+
+        def found() -> TeamsCard | None:
+            for activity in reversed(self.connector.activities.get(conversation, [])):
+                if activity.get("attachments") and activity.get("replyToId") and needle in json.dumps(activity["attachments"]):
+                    return TeamsCard(conversation, activity["id"], activity)
+            return None
+
+        return await wait_until(found, timeout=timeout, what=f"a Teams card saying {needle!r} in {where}")
 
     def texts(self, where: str) -> list[str]:
         return [a.get("text") or "" for a in self.messages(where) if not a.get("attachments")]
