@@ -17,6 +17,7 @@ from handoff.bot.core.errors import ConfigError, ErpConflict, ErpRefused
 from handoff.bot.core.models import Decision, ErpPerson, ErpRecord, Line, RecordRef, SourceEvent, Verb, VendorHistory
 from handoff.bot.core.retry import Backoff
 
+from . import dataverse_changes
 from .dataverse_auth import MsalTokenProvider, TokenProvider
 from .dataverse_settings import DataverseSettings, Lookup, PersonLookup, TableMapping
 from .dataverse_webapi import FORMATTED, WebApi
@@ -118,6 +119,10 @@ class DataverseConnector:
                 f"'{confirmed.state}'. A plug-in, flow or business rule may have changed it back; check the record's audit history."
             )
         return confirmed
+
+    async def changed_since(self, cursor: str | None, now: datetime, page_size: int = 500) -> tuple[list[SourceEvent], str | None]:
+        """Mapped rows waiting for approval or decided that changed since `cursor`, by change tracking; the next cursor."""
+        return await dataverse_changes.changed_since(self._api, self.settings.tables, cursor, now, page_size)
 
     async def post_note(self, ref: RecordRef, text: str) -> None:
         """Add a note (annotation) to the record's timeline."""

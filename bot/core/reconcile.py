@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 @runtime_checkable
 class Polled(Protocol):
-    """A connector that can list what changed since a cursor it issued (Odoo's write_date; Dataverse has none yet)."""
+    """A connector that can list what changed since a cursor it issued (Odoo's write_date; Dataverse's delta links)."""
 
     async def changed_since(self, cursor: str | None, now: datetime) -> tuple[list[SourceEvent], str | None]: ...
 

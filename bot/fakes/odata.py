@@ -7,7 +7,11 @@ import uuid
 
 
 class QueryError(ValueError):
-    """A query option the fake (or Dataverse) cannot take; the message is the one the API would give."""
+    """A request the fake (or Dataverse) refuses with a 400; the message and code are the ones the API would give."""
+
+    def __init__(self, message: str, code: str = "0x0") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 _CLAUSE = re.compile(r"^\s*([A-Za-z_][\w]*)\s+(eq|ne)\s+(.+?)\s*$")
