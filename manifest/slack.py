@@ -21,9 +21,10 @@ BOT_SCOPES: dict[str, str] = {
     "commands": "the /handoff slash command",
     "im:write": "conversations.open, to DM an approver whose stage is delivered by direct message",
     "app_mentions:read": "the app_mention event: @Handoff status questions in channels",
-    "im:history": "the message.im event: status questions sent to Handoff by DM",
-    "channels:history": "the message.channels event: thread replies that answer 'ask for info' in public channels",
-    "groups:history": "the message.groups event: the same thread replies in private channels",
+    # conversations.history too: after a crash mid-post, Handoff looks for the card it may have posted (by metadata).
+    "im:history": "the message.im event: status questions sent to Handoff by DM; finding a card posted by DM",
+    "channels:history": "the message.channels event: thread replies that answer 'ask for info' in public channels; finding a card",
+    "groups:history": "the message.groups event: the same thread replies in private channels; finding a card",
 }
 
 # Event subscriptions and the scope each one requires (docs.slack.dev/reference/events/<event>).

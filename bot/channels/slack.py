@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 
 from aiohttp import web
 from pydantic import BaseModel, SecretStr
@@ -41,6 +42,11 @@ _FIXES = {
 
 
 REASSIGN = "handoff.reassign"
+# Cards carry their outbox key as message metadata (https://docs.slack.dev/messaging/message-metadata), so a post
+# whose answer was lost can be found again (`find_card`) instead of posted twice.
+CARD_EVENT = "handoff_card"
+# conversations.history pages read before giving up on finding a lost card: at 200 a page, the last 1,000 messages.
+HISTORY_PAGES = 5
 
 
 def render(view: CardView) -> tuple[str, list[dict]]:
@@ -67,9 +73,9 @@ class SlackChannel:
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
 
-    async def call(self, method: str, **kwargs) -> dict:
+    async def call(self, method: str, form: bool = False, **kwargs) -> dict:
         try:
-            response = await self.client.api_call(method, json=kwargs)
+            response = await self.client.api_call(method, **({"data": kwargs} if form else {"json": kwargs}))
         except SlackApiError as error:
             code = error.response.get("error", "unknown_error") if error.response else "unknown_error"
             if error.response is not None and error.response.status_code == 429:
@@ -87,11 +93,32 @@ class SlackChannel:
         opened = await self.call("conversations.open", users=target.address)
         return opened["channel"]["id"]
 
-    async def post_card(self, request_id: str, stage: int, target: Target, view: CardView) -> PostedCard:
+    async def post_card(self, request_id: str, stage: int, target: Target, view: CardView, key: str | None = None) -> PostedCard:
+        """Post the card; `key` (the outbox item's) rides along as message metadata for `find_card`."""
         text, blocks = render(view)
         channel = await self._conversation(target)
-        sent = await self.call("chat.postMessage", channel=channel, text=text, blocks=blocks)
+        extra = {"metadata": {"event_type": CARD_EVENT, "event_payload": {"key": key}}} if key else {}
+        sent = await self.call("chat.postMessage", channel=channel, text=text, blocks=blocks, **extra)
         return PostedCard(request_id=request_id, stage=stage, target=target, conversation=sent["channel"], message_id=sent["ts"])
+
+    async def find_card(self, request_id: str, stage: int, target: Target, key: str, since: datetime) -> PostedCard | None:
+        """The card posted with `key` since `since`, if Slack has it: a post whose answer never reached us."""
+        channel = await self._conversation(target)
+        # https://docs.slack.dev/reference/methods/conversations.history: metadata comes back only when asked for.
+        # Form-encoded, as every Web API method accepts (https://docs.slack.dev/apis/web-api, "Pass arguments as").
+        args = {"channel": channel, "oldest": f"{since.timestamp():.6f}", "include_all_metadata": "true", "limit": "200"}
+        for _ in range(HISTORY_PAGES):
+            page = await self.call("conversations.history", form=True, **args)
+            for message in page.get("messages", []):
+                metadata = message.get("metadata") or {}
+                if metadata.get("event_type") == CARD_EVENT and (metadata.get("event_payload") or {}).get("key") == key:
+                    return PostedCard(request_id=request_id, stage=stage, target=target, conversation=channel, message_id=message["ts"])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not page.get("has_more") or not cursor:
+                return None
+            args["cursor"] = cursor
+        log.warning("card.lookup_incomplete", extra={"request_id": request_id, "channel": channel, "pages": HISTORY_PAGES})
+        return None
 
     async def update_card(self, posted: PostedCard, view: CardView) -> None:
         text, blocks = render(view)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Protocol, runtime_checkable
 
 from handoff.bot.faults import crash_point
 from handoff.state import outbox
@@ -16,7 +17,7 @@ from .lanes import in_lanes
 from .effects import Effect, Effects
 from .errors import ChatError, ChatRateLimited, ErpConflict, ErpError, ErpUnavailable, HandoffError
 from .events import Event
-from .models import Decision, ErpRecord, PostedCard, RequestState, RequestStatus, Target, Verb
+from .models import CardView, Decision, ErpRecord, PostedCard, RequestState, RequestStatus, Target, Verb
 from .pacing import Pacer
 from .ports import ChatChannel
 from .retry import Backoff
@@ -30,8 +31,27 @@ log = logging.getLogger(__name__)
 LANES = 16
 
 
+# A card is never older than its outbox item; the look-up starts this much earlier to cover the clock difference
+# between this host and the chat platform.
+CLOCK_MARGIN = timedelta(minutes=5)
+
+
 class Permanent(HandoffError):
     """A delivery that no retry will fix; it goes to dead letters and a human is told."""
+
+
+@runtime_checkable
+class FindsCards(Protocol):
+    """A channel that tags each card with its outbox key and can find it again (Slack: message metadata).
+
+    Teams has no such look-up for bots, so its channel stays a plain ChatChannel.
+    """
+
+    async def post_card(self, request_id: str, stage: int, target: Target, view: CardView, key: str | None = None) -> PostedCard: ...
+
+    async def find_card(self, request_id: str, stage: int, target: Target, key: str, since: datetime) -> PostedCard | None: ...
+
+    async def update_card(self, posted: PostedCard, view: CardView) -> None: ...
 
 
 class Dispatcher:
@@ -162,8 +182,13 @@ class Dispatcher:
         if store.card_posted(item.request_id, stage, target.platform, target.address):
             return  # delivered before a crash took the bookkeeping with it
         view = await self.approvals.view(item.request_id)
-        posted = await self._channel(target.platform).post_card(item.request_id, stage, target, view)
-        # A crash here reposts on restart: chat.postMessage has no idempotency key (RELIABILITY.md, "mid_post").
+        channel = self._channel(target.platform)
+        if isinstance(channel, FindsCards):
+            posted = await self._find_lost_card(item, channel, target, view) or await channel.post_card(
+                item.request_id, stage, target, view, key=item.idempotency_key)
+        else:
+            posted = await channel.post_card(item.request_id, stage, target, view)
+        # A crash here leaves the platform with a card we have not recorded (RELIABILITY.md, "mid_post").
         crash_point("mid_post")
         with store.transaction():
             store.save_card(posted, self.core.clock.now())
@@ -171,6 +196,18 @@ class Dispatcher:
                 "stage": stage, "platform": target.platform, "kind": target.kind, "person": target.person,
                 "conversation": posted.conversation, "message_id": posted.message_id, "version": view.packet.version,
             })
+
+    async def _find_lost_card(self, item: OutboxItem, channel: FindsCards, target: Target, view: CardView) -> PostedCard | None:
+        """On a claim after one that never finished, the card that claim may have posted before its answer was lost."""
+        if item.claims <= 1:
+            return None  # a first claim: nothing can have been posted yet
+        since = datetime.fromisoformat(item.created_at) - CLOCK_MARGIN
+        found = await channel.find_card(item.request_id, item.payload["stage"], target, item.idempotency_key, since)
+        if found is not None:
+            log.info("card.found", extra={"item": item.id, "request_id": item.request_id, "message_id": found.message_id})
+            # It shows the request as it stood then; bring it up to date before adopting it.
+            await channel.update_card(found, view)
+        return found
 
     async def _update_cards(self, item: OutboxItem) -> None:
         view = await self.approvals.view(item.request_id)

@@ -8,13 +8,23 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from aiohttp import web
-
 from handoff.bot.core.ports import Clock, SystemClock
 
 from .ratelimit import Limit, SlidingWindow
-from .slack_payloads import SlackApiError, arguments, blocks_arg, is_true, view_arg
+from .slack_payloads import (
+    SlackApiError,
+    arguments,
+    blocks_arg,
+    cursor_arg,
+    is_true,
+    metadata_arg,
+    next_cursor,
+    ts_arg,
+    view_arg,
+)
 from .slack_signer import SlackSigner, Workspace
 
 log = logging.getLogger(__name__)
@@ -49,15 +59,18 @@ class FakeMessage:
     thread_ts: str | None = None
     reply_broadcast: bool = False
     updates: list[dict] = field(default_factory=list)
+    metadata: dict | None = None
 
-    def wire(self, workspace: Workspace) -> dict:
-        """The `message` object Slack returns (chat.postMessage docs example)."""
+    def wire(self, workspace: Workspace, with_metadata: bool = False) -> dict:
+        """The `message` object Slack returns (chat.postMessage docs example); metadata only when asked for."""
         body = {"type": "message", "subtype": "bot_message", "text": self.text, "ts": self.ts, "bot_id": workspace.bot_id,
                 "app_id": workspace.app_id, "user": workspace.bot_user_id, "team": workspace.team_id}
         if self.blocks:
             body["blocks"] = self.blocks
         if self.thread_ts:
             body["thread_ts"] = self.thread_ts
+        if with_metadata and self.metadata:
+            body["metadata"] = self.metadata
         return body
 
 
@@ -85,6 +98,8 @@ class FakeSlack:
         self._view_ids = itertools.count(1)
         self.app = web.Application()
         self.app.router.add_post("/api/{method}", self._handle)
+        # Read methods may come as GET with query parameters, as slack_sdk sends conversations.history.
+        self.app.router.add_get("/api/{method}", self._handle)
 
     def add_channel(self, channel_id: str, name: str) -> None:
         """A channel the bot is in; unknown channels answer `channel_not_found`."""
@@ -123,6 +138,7 @@ class FakeSlack:
     def _methods(self):
         return {"auth.test": self._auth_test, "chat.postMessage": self._post_message, "chat.update": self._update,
                 "chat.postEphemeral": self._post_ephemeral, "conversations.open": self._open,
+                "conversations.history": self._history,
                 "views.open": self._views_open, "views.update": self._views_update}
 
     def _authenticate(self, request: web.Request, args: dict) -> None:
@@ -198,7 +214,9 @@ class FakeSlack:
         text, blocks, extra = self._content(args)
         # Slack documents no error for an unknown thread_ts, so the fake files the reply under it regardless.
         thread_ts = str(args["thread_ts"]) if args.get("thread_ts") else None
-        message = FakeMessage(channel, self._next_ts(), text, blocks, thread_ts, is_true(args.get("reply_broadcast")))
+        metadata = metadata_arg(args.get("metadata"))
+        message = FakeMessage(channel, self._next_ts(), text, blocks, thread_ts, is_true(args.get("reply_broadcast")),
+                              metadata=metadata)
         self.messages[channel].append(message)
         return {"channel": channel, "ts": message.ts, "message": message.wire(self.workspace), **extra}
 
@@ -211,6 +229,37 @@ class FakeSlack:
         message.updates.append({"text": message.text, "blocks": message.blocks})
         message.text, message.blocks = text, blocks
         return {"channel": channel, "ts": message.ts, "text": text, "message": message.wire(self.workspace), **extra}
+
+    def _history(self, args: dict) -> dict:
+        """conversations.history: top-level messages in (oldest, latest), newest first, `limit` per page.
+
+        Arguments and errors: the method's reference (slack_kit priv/docs/methods/conversations.history.json); the
+        answer's fields: @slack/web-api ConversationsHistoryResponse (messages, has_more, pin_count, response_metadata).
+        """
+        channel = str(args.get("channel") or "")
+        if channel not in self.messages:  # a conversation id only: unlike chat.postMessage, no names or user ids
+            raise SlackApiError("channel_not_found")
+        oldest = ts_arg(args.get("oldest"), "invalid_ts_oldest", Decimal(0))
+        latest = ts_arg(args.get("latest"), "invalid_ts_latest", Decimal("Infinity"))
+        before = cursor_arg(args.get("cursor"))
+        inclusive = is_true(args.get("inclusive"))
+        try:
+            limit = min(int(args.get("limit") or 100), 999)
+        except ValueError:
+            raise SlackApiError("invalid_arguments") from None
+
+        def within(ts: Decimal) -> bool:
+            return ts < before and ((oldest <= ts <= latest) if inclusive else (oldest < ts < latest))
+
+        # Thread replies live under their parent (conversations.replies), unless broadcast to the channel.
+        found = [m for m in self.messages[channel] if (m.thread_ts is None or m.reply_broadcast) and within(Decimal(m.ts))]
+        found.sort(key=lambda m: Decimal(m.ts), reverse=True)
+        page, more = found[:limit], len(found) > limit
+        with_metadata = is_true(args.get("include_all_metadata"))
+        body = {"messages": [m.wire(self.workspace, with_metadata) for m in page], "has_more": more, "pin_count": 0}
+        if more:
+            body["response_metadata"] = {"next_cursor": next_cursor(page[-1].ts)}
+        return body
 
     def _post_ephemeral(self, args: dict) -> dict:
         channel = self._channel(args)
@@ -262,3 +311,4 @@ class FakeSlack:
     def _hash(self) -> str:
         # views.open docs example: "hash": "156772938.1827394"; a new one after every change, for views.update's check.
         return f"{int(self.clock.now().timestamp())}.{secrets.token_hex(4)}"
+

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+from decimal import Decimal, InvalidOperation
 
 from aiohttp import web
 from slack_sdk.models.blocks import Block
@@ -82,6 +85,21 @@ def view_arg(value) -> dict:
     return view
 
 
+def metadata_arg(value) -> dict | None:
+    """Message metadata: an object with `event_type` and an `event_payload` object (https://docs.slack.dev/messaging/message-metadata).
+
+    The two errors are chat.postMessage's own: invalid_metadata_format, invalid_metadata_schema.
+    """
+    metadata = _decoded(value, "invalid_metadata_format")
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        raise SlackApiError("invalid_metadata_format")
+    if not isinstance(metadata.get("event_type"), str) or not isinstance(metadata.get("event_payload"), dict):
+        raise SlackApiError("invalid_metadata_schema")
+    return {"event_type": metadata["event_type"], "event_payload": metadata["event_payload"]}
+
+
 def _problem(model, payload) -> str | None:
     """What slack_sdk's validators reject in `payload`, or None when it is valid."""
     try:
@@ -96,3 +114,32 @@ def _problem(model, payload) -> str | None:
 
 def is_true(value) -> bool:
     return value is True or str(value).lower() in {"true", "1"}
+
+
+def ts_arg(value, error: str, default: Decimal) -> Decimal:
+    """A message timestamp argument (`oldest`, `latest`); Decimal, as "1718364000.000100" has more digits than a float keeps."""
+    if value in (None, ""):
+        return default
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise SlackApiError(error) from None
+
+
+def next_cursor(ts: str) -> str:
+    """The cursor to the page after the message `ts`."""
+    # Slack's read "next_ts:<ts>" once base64-decoded (conversations.history docs example "bmV4dF90czoxNTEyMDg1ODYxMDAwNTQz").
+    return base64.b64encode(f"next_ts:{ts}".encode()).decode()
+
+
+def cursor_arg(value) -> Decimal:
+    """Messages older than this timestamp make the page a cursor asks for; no cursor: no bound."""
+    if not value:
+        return Decimal("Infinity")
+    try:
+        prefix, _, ts = base64.b64decode(str(value), validate=True).decode().partition(":")
+        if prefix != "next_ts":
+            raise ValueError(value)
+        return Decimal(ts)
+    except (binascii.Error, UnicodeDecodeError, ValueError, InvalidOperation):
+        raise SlackApiError("invalid_cursor") from None

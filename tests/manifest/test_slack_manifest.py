@@ -19,13 +19,15 @@ from handoff.manifest.slack import BOT_EVENTS, BOT_SCOPES, EVENTS_PATH, SCHEMA_F
 PUBLIC_URL = "https://handoff.acme.example"
 
 # The bot scope each Web API method needs (docs.slack.dev/reference/methods/<method>, "Scopes › Bot token").
-# views.open needs none: its trigger_id is the authorisation.
+# views.open needs none: its trigger_id is the authorisation. conversations.history needs the history scope of each
+# conversation type read: public and private channels and DMs, where cards go (group DMs, mpim:history, get none).
 METHOD_SCOPES = {
-    "chat.postMessage": "chat:write",
-    "chat.update": "chat:write",
-    "chat.postEphemeral": "chat:write",
-    "conversations.open": "im:write",
-    "views.open": None,
+    "chat.postMessage": {"chat:write"},
+    "chat.update": {"chat:write"},
+    "chat.postEphemeral": {"chat:write"},
+    "conversations.open": {"im:write"},
+    "conversations.history": {"channels:history", "groups:history", "im:history"},
+    "views.open": set(),
 }
 
 
@@ -120,8 +122,8 @@ def test_bot_scopes_are_exactly_what_the_adapter_uses():
     unknown = called - METHOD_SCOPES.keys()
     assert not unknown, f"the Slack adapter calls {sorted(unknown)}: add their scopes to BOT_SCOPES and METHOD_SCOPES"
 
-    needed = {METHOD_SCOPES[m] for m in called} | set(BOT_EVENTS.values()) | {"commands"}
-    assert set(BOT_SCOPES) == needed - {None}
+    needed = set().union(*(METHOD_SCOPES[m] for m in called)) | set(BOT_EVENTS.values()) | {"commands"}
+    assert set(BOT_SCOPES) == needed
 
 
 def test_events_are_exactly_what_the_adapter_handles():

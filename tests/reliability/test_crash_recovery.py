@@ -67,8 +67,8 @@ async def test_a_crash_before_the_card_is_posted_still_posts_it_once(handoff, po
     assert chain_ok(handoff.database)
 
 
-async def test_a_crash_between_slacks_answer_and_our_bookkeeping_reposts_the_card(handoff):
-    """The one window we accept (RELIABILITY.md): chat.postMessage has no idempotency key, so the card comes twice."""
+async def test_a_crash_between_slacks_answer_and_our_bookkeeping_adopts_the_card_instead_of_reposting(handoff):
+    """The card carries its outbox key as metadata; the retry finds it in conversations.history and keeps it."""
     await handoff.start(crash_at="mid_post")
     assert await handoff.send_order("P00043") == 200
     assert await handoff.died() == KILLED
@@ -76,14 +76,16 @@ async def test_a_crash_between_slacks_answer_and_our_bookkeeping_reposts_the_car
 
     await handoff.start()
     await wait_until(lambda: settled(handoff.database), timeout=20, what="the queues to drain")
-    cards = handoff.fakes.cards(PROCUREMENT, "P00043")
-    assert len(cards) == 2
+    [card] = handoff.fakes.cards(PROCUREMENT, "P00043")
+    assert card.metadata["event_type"] == "handoff_card"
     assert events(handoff.database, "P00043").count(Event.CARD_POSTED) == 1
-    # Both copies carry live buttons bound to the same request: a click on the orphan still counts, once.
-    assert await handoff.click("erik", cards[0], "handoff.approve") == 200
+    # The adopted card is the one Handoff knows: a click on it counts, once, and the thread lands under it.
+    assert await handoff.click("erik", card, "handoff.approve") == 200
     await wait_until(lambda: handoff.fakes.odoo.db.records["purchase.order"][handoff.fakes.orders["P00043"]]["state"] == "purchase",
-                     timeout=20, what="the approval from the first copy")
+                     timeout=20, what="the approval from the card")
+    await wait_until(lambda: handoff.fakes.slack.thread_replies(PROCUREMENT, card.ts), timeout=20, what="the thread reply")
     assert handoff.fakes.odoo.calls["purchase.order.button_approve"] == 1
+    assert len(handoff.fakes.cards(PROCUREMENT, "P00043")) == 1
 
 
 @pytest.mark.parametrize("point", ["after_click", "mid_write_back"])
