@@ -79,7 +79,9 @@ class ChangeTrackingMixin:
         base = f"{request.scheme}://{request.host}{request.path.rsplit('/', 1)[0]}"
         shown = f"({','.join(select)})" if select else ""
         body: dict = {"@odata.context": f"{base}/$metadata#{entity_set}{shown}{'/$delta' if since else ''}"}
-        body["value"] = [self._shape(table, row, select, {}, False) if row is not None
+        # The key comes whether selected or not, as in the docs' example (accountid).
+        columns = [table.id_column, *(c for c in select if c != table.id_column)] if select else None
+        body["value"] = [self._shape(table, row, columns, {}, False) if row is not None
                          else {"@odata.context": f"{base}/$metadata#{entity_set}/$deletedEntity", "id": record_id, "reason": "deleted"}
                          for _, record_id, row in page]
         if len(entries) > len(page):

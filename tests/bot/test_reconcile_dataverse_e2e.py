@@ -1,0 +1,77 @@
+"""Reconciling Dataverse by change tracking, end to end over real HTTP: fake Dataverse and Slack, Handoff between them."""
+
+from __future__ import annotations
+
+import pytest
+
+from handoff.bot.app import WORKER
+from handoff.bot.core.events import Event
+from handoff.bot.fakes.stack import local_stack
+from handoff.bot.fakes.waiting import wait_until
+
+PROCUREMENT = "C0PROCURE"
+APPROVED = 100000002
+
+
+@pytest.fixture
+async def stack(tmp_path):
+    """On the wall clock, so the outbox's per-channel pacing lets the polled orders' cards into one channel."""
+    async with local_stack(tmp_path / "handoff.db", source="dataverse") as running:
+        yield running
+
+
+def cards_for(stack, reference: str) -> list:
+    return [m for m in stack.slack.messages.get(PROCUREMENT, []) if m.thread_ts is None and reference in m.text]
+
+
+def events_of(stack, reference: str) -> list[str]:
+    [request] = stack.store.find_requests(reference)
+    return [entry.event for entry in stack.store.narrative(request.id)]
+
+
+async def test_orders_no_webhook_announced_become_cards_after_a_poll(stack):
+    reconciler = stack.app[WORKER].reconciler
+
+    assert await reconciler.tick() == 3, "the three demo orders waiting for approval"
+
+    for reference in ("PO-000123", "PO-000124", "PO-000125"):
+        card = await stack.card(PROCUREMENT, reference)
+        assert f"Dataverse poll for {reference}" in str(card.blocks), "the narrative says where the request came from"
+    await stack.settled()
+    assert await reconciler.tick() == 0, "a second poll finds nothing new"
+    status, body = await stack.send_order("PO-000124")
+    assert (status, body["status"]) == (200, "accepted"), "a webhook has its own key (OperationId)..."
+    await stack.settled()
+    assert len(stack.store.find_requests("PO-000124")) == 1 and len(cards_for(stack, "PO-000124")) == 1, \
+        "...and the open request absorbs it"
+
+
+async def test_an_approval_made_in_dataverse_closes_the_card_without_writing_back(stack):
+    reconciler = stack.app[WORKER].reconciler
+    await stack.send_order("PO-000123")
+    card = await stack.card(PROCUREMENT, "PO-000123")
+    await reconciler.tick()  # the first poll reads the table and keeps its delta link
+    await stack.settled()
+
+    stack.dataverse.change("PO-000123", statuscode=APPROVED)
+    assert await reconciler.tick() == 1
+
+    await wait_until(lambda: "Decided directly in the ERP" in str(stack.slack.message(PROCUREMENT, card.ts).blocks),
+                     what="the card closed")
+    await stack.settled()
+    assert not any(block["type"] == "actions" for block in stack.slack.message(PROCUREMENT, card.ts).blocks)
+    assert Event.REQUEST_CLOSED_IN_ERP in events_of(stack, "PO-000123")
+    assert stack.dataverse.patches("PO-000123") == [], "nothing is written back to a record decided in Dataverse"
+
+
+async def test_the_worker_polls_dataverse_on_its_interval(tmp_path, clock):
+    async with local_stack(tmp_path / "handoff.db", source="dataverse", clock=clock) as stack:
+        await stack.settled()
+        assert stack.slack.messages.get(PROCUREMENT, []) == [], "no poll before the first interval"
+
+        clock.advance(seconds=stack.app[WORKER].reconciler.every.total_seconds())
+        stack.app[WORKER].wake()
+
+        # Slack's one-post-per-second pacing holds the other cards until the test clock moves: the first is proof enough.
+        first = await wait_until(lambda: stack.slack.messages.get(PROCUREMENT), what="a card from the poll")
+        assert "Dataverse poll" in str(first[0].blocks)
