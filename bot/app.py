@@ -201,7 +201,7 @@ def create_app(settings: Settings, routing: RoutingConfig, clock: Clock | None =
 def _lifecycle(routing: RoutingConfig, clock: Clock):
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        store = Store(settings.database, clock)
+        store = Store(settings.database, clock, inbox_lease=timedelta(seconds=settings.inbox_lease_s))
         session = aiohttp.ClientSession()
         # The Slack SDK's own default limit per call (AsyncWebClient timeout=30), kept now that it shares a session.
         slack_session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     webhook_allow_from: list[str] = []
     # How long a claimed outbox item waits before another attempt when its worker died mid-delivery.
     outbox_lease_s: float = 120
+    # The same for an inbox event a PostgreSQL replica took and died holding (HANDOFF_INBOX_LEASE_S).
+    inbox_lease_s: float = 120
     slack: SlackSettings | None = None
     # HANDOFF_CONSOLE__TOKEN signs operators in to /console; without it the console answers 503.
     console: ConsoleSettings = ConsoleSettings()

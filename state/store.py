@@ -48,9 +48,10 @@ class InboxItem:
 class Store:
     """One SQLite database. Methods are synchronous and short; `transaction()` groups them atomically."""
 
-    def __init__(self, path: str | Path, clock: Clock) -> None:
+    def __init__(self, path: str | Path, clock: Clock, inbox_lease: timedelta = INBOX_LEASE) -> None:
         self.path = str(path)
         self.clock = clock
+        self.inbox_lease = inbox_lease
         self._depth = 0
         self._leading: set[str] = set()
         if pg.is_postgres(self.path):
@@ -135,7 +136,7 @@ class Store:
             # lease runs out if its holder dies mid-way.
             with self.transaction() as conn:
                 rows = conn.execute(sql + " FOR UPDATE SKIP LOCKED", (_ts(now), limit)).fetchall()
-                conn.executemany("UPDATE inbox SET next_at = ? WHERE id = ?", [(_ts(now + INBOX_LEASE), r[0]) for r in rows])
+                conn.executemany("UPDATE inbox SET next_at = ? WHERE id = ?", [(_ts(now + self.inbox_lease), r[0]) for r in rows])
         return [
             InboxItem(
                 id=row[0],
