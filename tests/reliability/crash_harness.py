@@ -45,11 +45,11 @@ class Fakes:
     def __post_init__(self) -> None:
         self.signer = SlackSigner(SIGNING_SECRET, SystemClock(), self.slack.workspace)
 
-    def env(self, database: Path, port: int) -> dict[str, str]:
+    def env(self, database: Path | str, port: int) -> dict[str, str]:
         return {
             **{k: v for k, v in os.environ.items() if not k.startswith("HANDOFF_")},
             "HANDOFF_DATABASE": str(database), "HANDOFF_HOST": "127.0.0.1", "HANDOFF_PORT": str(port),
-            "HANDOFF_ROUTING": str(SAMPLE_ROUTING), "HANDOFF_OUTBOX_LEASE_S": "1",
+            "HANDOFF_ROUTING": str(SAMPLE_ROUTING), "HANDOFF_OUTBOX_LEASE_S": "1", "HANDOFF_INBOX_LEASE_S": "1",
             "HANDOFF_SLACK__BOT_TOKEN": self.slack.token, "HANDOFF_SLACK__SIGNING_SECRET": SIGNING_SECRET,
             "HANDOFF_SLACK__API_BASE_URL": f"{self.urls['slack']}/api/",
             "HANDOFF_ODOO__URL": self.urls["odoo"], "HANDOFF_ODOO__DATABASE": self.odoo.database,
@@ -87,8 +87,9 @@ class Handoff:
     """One `handoff serve` process; `crash_at` arms the fault-injection point in handoff.bot.faults."""
 
     fakes: Fakes
-    database: Path
+    database: Path | str  # a SQLite file, or a postgresql:// URL several processes share
     http: aiohttp.ClientSession
+    logs: Path | None = None  # the SQLite file's folder unless given
     port: int = field(default_factory=free_port)
     process: asyncio.subprocess.Process | None = None
 
@@ -100,17 +101,21 @@ class Handoff:
         env = self.fakes.env(self.database, self.port)
         if crash_at:
             env["HANDOFF_CRASH_AT"] = crash_at
-        log = open(self.database.with_suffix(f".{crash_at or 'clean'}.log"), "ab")
+        log = open(self.log_folder / f"handoff-{self.port}.{crash_at or 'clean'}.log", "ab")
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "handoff.bot.cli", "serve", stdout=log, stderr=log, env=env)
         await self._wait_healthy(deadline=time.monotonic() + 30)
+
+    @property
+    def log_folder(self) -> Path:
+        return self.logs or Path(self.database).parent
 
     async def _wait_healthy(self, deadline: float) -> None:
         """Poll /healthz until it answers 200, the process exits, or the deadline passes."""
         while True:
             assert self.process is not None
             if self.process.returncode is not None:
-                raise AssertionError(f"handoff serve exited with {self.process.returncode}; logs in {self.database.parent}")
+                raise AssertionError(f"handoff serve exited with {self.process.returncode}; logs in {self.log_folder}")
             try:
                 async with self.http.get(f"{self.url}/healthz") as response:
                     if response.status == 200:
@@ -118,7 +123,7 @@ class Handoff:
             except aiohttp.ClientError:
                 pass
             if time.monotonic() > deadline:
-                raise TimeoutError(f"handoff serve did not answer /healthz within 30s; logs in {self.database.parent}")
+                raise TimeoutError(f"handoff serve did not answer /healthz within 30s; logs in {self.log_folder}")
             await asyncio.sleep(0.05)
 
     async def died(self, timeout: float = 30) -> int:
