@@ -50,7 +50,7 @@ class ChangeTrackingMixin:
     _shape: Callable[..., dict]
 
     def stop_tracking_changes(self, entity: str) -> None:
-        """The table's Track changes setting is off (as every new custom table's is until someone turns it on)."""
+        """Turn the table's Track changes setting off, so change-tracking reads of it answer 0x80072491."""
         self.change_log.untracked.add(entity_set_of(entity))
 
     def delete(self, entity: str, record_id: str) -> None:
