@@ -260,7 +260,7 @@ def _decided_at(value: object) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return datetime.fromisoformat(value)  # Python 3.11 reads the trailing "Z" as UTC
     except ValueError:
         return None
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-from datetime import date
 
 from slack_bolt.async_app import AsyncApp
 
 from handoff.bot.core import delegation, status
+from handoff.bot.core import inbox as shared_inbox
 from handoff.bot.core.context import Core
-from handoff.bot.core.models import Action, ChatIdentity, Outcome, Person, RequestState, Verb
+from handoff.bot.core.models import ChatIdentity, Person, RequestState
 from handoff.bot.core.ports import Approvals
 from handoff.cards import blockkit
 from handoff.cards.escape import escape_mrkdwn, slack_link, truncate
@@ -30,9 +30,7 @@ log = logging.getLogger(__name__)
 BULK_APPROVE, REASSIGN_MODAL = "handoff.bulk_approve", "handoff.reassign_modal"
 # Two blocks per item and Slack's 50 blocks per message; the bulk button's value (max 2000 chars) holds them all.
 INBOX_ITEMS = 15
-COUNTED = {Outcome.RECORDED, Outcome.STAGE_DECIDED, Outcome.REQUEST_DECIDED}
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
-_DATE = re.compile(r"\b(until|from)\s+(\S+)", re.IGNORECASE)
 DELEGATE_HELP = "Say `/handoff delegate @someone until 2026-12-01` (optionally `from 2026-11-24`), or `/handoff delegate off`."
 
 
@@ -64,25 +62,18 @@ def delegate(core: Core, approvals: Approvals, person: Person | None, text: str)
     delegate_to = person_of(approvals, mention.group(1))
     if delegate_to is None:
         return f"Handoff doesn't know <@{mention.group(1)}>, so it can't route approvals to them. Ask an admin to add them to the routing config."
-    dates: dict[str, date] = {}
-    for word, value in _DATE.findall(_MENTION.sub("", text)):
-        try:
-            dates[word.lower()] = date.fromisoformat(value)
-        except ValueError:
-            return f"“{value}” is not a date Handoff reads. Write it as YYYY-MM-DD. {DELEGATE_HELP}"
-    if "until" not in dates:
-        return f"Until when? {DELEGATE_HELP}"
-    return delegation.grant(core, person, delegate_to, dates["until"], dates.get("from"))
+    try:
+        until, starts = delegation.parse_window(_MENTION.sub("", text), DELEGATE_HELP)
+    except ValueError as error:
+        return str(error)
+    return delegation.grant(core, person, delegate_to, until, starts)
 
 
 def inbox(core: Core, person: Person) -> tuple[str, list[dict] | None]:
     """The person's pending decisions as a working inbox: each with its buttons, and Approve all for bulk rules."""
-    waiting = status.pending_for(core, person)
-    if not waiting:
-        return "Nothing waits for your decision.", None
-    shown = waiting[:INBOX_ITEMS]
-    more = f" Showing the oldest {len(shown)}." if len(waiting) > len(shown) else ""
-    title = f"{len(waiting)} waiting for your decision.{more}"
+    title, shown = shared_inbox.pending(core, person, INBOX_ITEMS)
+    if not shown:
+        return title, None
     blocks: list[dict] = [{"type": "section", "block_id": "handoff.inbox", "text": _mrkdwn(f"*{escape_mrkdwn(title)}*")}]
     for request in shown:
         record = request.packet.record
@@ -95,19 +86,14 @@ def inbox(core: Core, person: Person) -> tuple[str, list[dict] | None]:
             blockkit.button("Ask for info", blockkit.ASK_INFO, value),
             blockkit.button("Reassign", REASSIGN, value),
         ]})
-    bulk = [r for r in shown if _bulk_approvable(core, r)]
-    if len(bulk) > 1:
+    bulk = shared_inbox.bulk_approvable(core, shown)
+    if bulk:
         blocks.append({"type": "actions", "block_id": "handoff.inbox.bulk", "elements": [_bulk_button(bulk)]})
     return title, blocks
 
 
-def _bulk_approvable(core: Core, request: RequestState) -> bool:
-    rule = next((r for r in core.routing.rules if r.name == request.plan.rule), None)
-    return bool(rule and rule.bulk_approve)
-
-
 def _bulk_button(requests: list[RequestState]) -> dict:
-    value = json.dumps([[r.id, r.version, r.stage] for r in requests], separators=(",", ":"))
+    value = json.dumps(shared_inbox.items_of(requests), separators=(",", ":"))
     button = blockkit.button(f"Approve all {len(requests)}", BULK_APPROVE, value, "primary")
     # Block Kit confirmation dialog object: a second look before many approvals at once.
     button["confirm"] = {
@@ -119,33 +105,12 @@ def _bulk_button(requests: list[RequestState]) -> dict:
     return button
 
 
-async def bulk_approve(core: Core, approvals: Approvals, actor: ChatIdentity, items: list[list]) -> str:
-    """Approve each item through the same checks as a click; one line per item says what happened."""
-    lines, counted = [], 0
-    for request_id, version, stage in items:
-        result = await approvals.act(Action(request_id=str(request_id), version=int(version), stage=int(stage),
-                                            verb=Verb.APPROVE, actor=actor))
-        request = core.store.get_request(str(request_id))
-        reference = request.reference if request else str(request_id)
-        if result.outcome in COUNTED:
-            counted += 1
-            lines.append(f"✓ {reference}: {result.message}")
-        else:
-            lines.append(f"✗ {reference} not approved: {result.message}")
-    log.info("bulk_approve.handled", extra={"items": len(items), "approved": counted, "user": actor.user_id})
-    return f"Approved {counted} of {len(items)}.\n" + "\n".join(lines)
-
-
-def _bulk_items(value: str) -> list[list]:
+def _bulk_items(value: str) -> list[shared_inbox.Item]:
     """The [request, version, stage] triples a bulk button carries; [] when the value is not what Handoff wrote."""
     try:
-        items = json.loads(value)
+        return shared_inbox.parse_items(json.loads(value))
     except ValueError:
         return []
-    valid = isinstance(items, list) and all(
-        isinstance(i, list) and len(i) == 3 and isinstance(i[0], str) and all(isinstance(n, int) for n in i[1:]) for i in items
-    )
-    return items if valid else []
 
 
 def reassign_modal(request_id: str, version: int, stage: int, channel: str) -> dict:
@@ -167,8 +132,10 @@ def register_commands(app: AsyncApp, core: Core, approvals: Approvals, channel: 
     async def on_bulk(ack, body, action):
         await ack()
         items = _bulk_items(action.get("value", ""))
-        text = (await bulk_approve(core, approvals, identity_of(body), items) if items else
-                "This Approve all button is unreadable, so nothing was approved. Ask `pending` again for a fresh inbox.")
+        if items:
+            text = shared_inbox.bulk_report(core, items, await shared_inbox.bulk_approve(core, approvals, identity_of(body), items))
+        else:
+            text = "This Approve all button is unreadable, so nothing was approved. Ask `pending` again for a fresh inbox."
         channel_id = (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id")
         if channel_id:
             await channel.whisper(channel_id, body["user"]["id"], text)

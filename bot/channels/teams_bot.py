@@ -148,6 +148,14 @@ class HandoffTeamsBot(ActivityHandler):
     async def on_message_activity(self, turn_context: TurnContext) -> None:
         """Legacy Action.Submit (older clients render the fallback): a message whose `value` is the button's data."""
         activity, data = turn_context.activity, turn_context.activity.value
+        commands = self.channel.commands
+        if isinstance(data, dict) and commands is not None and data.get("verb") in commands.verbs:
+            try:
+                said, _ = await commands.execute(_identity(activity), str(data["verb"]), data)
+            except ValueError as error:
+                said = f"This card's button carries no usable request ({error})."
+            await turn_context.send_activity(said)
+            return
         if not isinstance(data, dict) or data.get("verb") not in VERBS:
             await self._answer(turn_context)
             return

@@ -163,6 +163,13 @@ class TeamsDriver:
                                   value={"action": action, "trigger": "manual"})
         return await self.send(activity)
 
+    async def submit(self, person: str, card: TeamsCard, verb: str, inputs: dict | None = None) -> tuple[int, object]:
+        """`person` clicks the legacy Action.Submit fallback of `verb`: a message whose `value` is the data plus the verb."""
+        where = next((k for k in [*self.routing.channels, *self.routing.people] if self.conversation(k) == card.conversation),
+                     card.conversation)
+        value = {**card.execute_data(verb), "verb": verb, **(inputs or {})}
+        return await self.send(self._activity("message", where, self._person(person), replyToId=card.id, value=value))
+
     async def say(self, person: str, text: str, channel: str | None = None, mention: str | None = None) -> tuple[int, object]:
         """`person` types `text` to Handoff in their 1:1 chat, or in `channel` with an @mention as Teams requires there.
 

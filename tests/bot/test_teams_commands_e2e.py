@@ -177,6 +177,18 @@ async def test_reassign_from_a_teams_card_moves_the_stage_to_the_picked_person(s
     await wait_until(lambda: stack.erp_status("P00043") == "purchase", what="the assignee's approval in Odoo")
 
 
+async def test_an_older_client_reassigns_through_the_action_submit_fallback(stack):
+    await stack.send_order("P00043")
+    card = await stack.teams.card("procurement", "P00043")
+
+    status, _ = await stack.teams.submit("dana", card, REASSIGN, {"assignee": "erik"})
+
+    assert status == 201
+    await stack.teams.card("erik", "P00043")
+    said = await wait_until(lambda: [t for t in stack.teams.texts("procurement") if "now rests with" in t], what="the reply")
+    assert "Stage 1 of P00043 (Procurement manager) now rests with Erik Lindqvist" in said[-1]
+
+
 async def test_a_dataverse_order_approved_in_dataverse_closes_its_teams_card_saying_when(tmp_path, clock):
     async with local_stack(tmp_path / "handoff.db", source="dataverse", chat="teams", clock=clock) as stack:
         await stack.send_order("PO-000124")
@@ -184,7 +196,7 @@ async def test_a_dataverse_order_approved_in_dataverse_closes_its_teams_card_say
         stack.dataverse.change("PO-000124", statuscode=100000002)  # someone approves it in Dataverse itself
         stamp = clock.now().strftime("%d %b %H:%M UTC")
 
-        status, body = await stack.teams.invoke("erik", card, APPROVE)
+        _, body = await stack.teams.invoke("erik", card, APPROVE)
 
         assert body["type"] == MESSAGE and "already decided in Dataverse" in body["value"]
         closed = await wait_until(lambda: f"Approved directly in the ERP at {stamp}" in text_of(stack.teams.current(card).content),
