@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from adaptive_cards import card as ac
 from adaptive_cards import types as act
 
-from .adaptive import BULK_APPROVE, VERSION, decisions, execute, validated
+from .adaptive import BUDGET_BYTES, BULK_APPROVE, VERSION, decisions, execute, validated
 from .escape import escape_adaptive, truncate
 
 # Marks the card as the inbox: a click on it is answered with the inbox again, not with the one request's card.
@@ -32,7 +32,21 @@ class InboxItem:
 
 
 def render_inbox(title: str, items: list[InboxItem], bulk: list[list], notice: list[str] | None = None) -> dict:
-    """The inbox card; `bulk` is the [request, version, stage] triples Approve all approves (none: no such button)."""
+    """The inbox card; `bulk` is the [request, version, stage] triples Approve all approves (none: no such button).
+
+    Items that would take the card past Teams' size budget are left for the next ask, and the card says so.
+    """
+    for count in range(len(items), 0, -1):
+        shown = {item.request_id for item in items[:count]}
+        card = _card(title, items[:count], [b for b in bulk if b[0] in shown], notice, hidden=len(items) - count)
+        if len(card.to_json().encode()) <= BUDGET_BYTES:
+            break
+    else:
+        card = _card(title, [], [], notice, hidden=len(items))
+    return validated(card, f"the inbox ({len(items)} items)")
+
+
+def _card(title: str, items: list[InboxItem], bulk: list[list], notice: list[str] | None, hidden: int) -> ac.AdaptiveCard:
     body: list = [ac.TextBlock(text=escape_adaptive(title), wrap=True, weight=act.FontWeight.BOLDER, size=act.FontSize.MEDIUM,
                                style=act.TextBlockStyle.HEADING)]
     # The result of the last click (one line per item for Approve all), shown above the refreshed list.
@@ -46,9 +60,11 @@ def render_inbox(title: str, items: list[InboxItem], bulk: list[list], notice: l
             ac.TextBlock(text=escape_adaptive(truncate(item.summary, 500)), wrap=True),
             ac.ActionSet(actions=actions),
         ]))
-    if bulk:
+    if hidden:
+        body.append(ac.TextBlock(text=f"{hidden} more wait below these; decide these, then ask `pending` again.", wrap=True,
+                                 is_subtle=True, spacing=act.Spacing.MEDIUM))
+    if len(bulk) > 1:
         bulk_action = execute(f"Approve all {len(bulk)}", BULK_APPROVE, {"items": bulk, INBOX_KEY: 1}, act.ActionStyle.POSITIVE)
         body.append(ac.ActionSet(actions=[bulk_action], spacing=act.Spacing.LARGE))
-    card = ac.AdaptiveCard(version=VERSION, body=body, fallback_text=escape_adaptive(title))
-    return validated(card, f"the inbox ({len(items)} items)")
+    return ac.AdaptiveCard(version=VERSION, body=body, fallback_text=escape_adaptive(title))
 
