@@ -461,3 +461,18 @@ async def test_a_record_known_only_from_a_webhook_without_write_date_cannot_be_c
     order = odoo.fake.add_purchase_order()
     record = (await odoo.connector().fetch_record(ref(order))).model_copy(update={"etag": None})
     assert await odoo.connector().unchanged(record) is None
+
+
+async def test_a_decided_order_says_when_it_was_decided(odoo):
+    approved, cancelled = odoo.fake.add_purchase_order(amount=900), odoo.fake.add_purchase_order(amount=900)
+    connector = odoo.connector()
+
+    after_approve = await connector.write_decision(await connector.fetch_record(ref(approved)), decision(Verb.APPROVE))
+    after_cancel = await connector.write_decision(await connector.fetch_record(ref(cancelled)), decision(Verb.REJECT, "No."))
+
+    # button_approve stamps date_approve; a cancel stamps nothing of its own, so its last save stands for it.
+    rows = odoo.fake.db.records["purchase.order"]
+    assert after_approve.decided_at.strftime("%Y-%m-%d %H:%M:%S") == rows[approved]["date_approve"]
+    assert after_cancel.decided_at.strftime("%Y-%m-%d %H:%M:%S") == rows[cancelled]["write_date"]
+    assert after_approve.decided_at.utcoffset().total_seconds() == 0
+    assert (await connector.fetch_record(ref(odoo.fake.add_purchase_order(amount=5)))).decided_at is None
