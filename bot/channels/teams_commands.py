@@ -2,7 +2,7 @@
 
 Mentions: a message that @mentions someone carries `<at>name</at>` in its text and an entity
 `{"type": "mention", "mentioned": {"id": <MRI>, "name": …}, "text": "<at>name</at>"}`
-(msteams-docs bots/how-to/conversations/channel-and-group-conversations.md, "Receive mentions"). The MRI is not the
+(msteams-docs bots/how-to/conversations/channel-and-group-conversations.md, "Retrieve mentions"). The MRI is not the
 Entra object id routing knows, so a mention is matched through the 1:1 references remembered at install, whose `user`
 holds both.
 """
