@@ -62,6 +62,7 @@ async def test_a_crash_before_the_card_is_posted_still_posts_it_once(handoff, po
     await wait_until(lambda: settled(handoff.database), timeout=20, what="the queues to drain")
 
     assert len(handoff.fakes.cards(PROCUREMENT, "P00043")) == 1
+    assert "conversations.history" not in [method for method, _ in handoff.fakes.slack.calls], "a first claim just posts"
     assert events(handoff.database, "P00043").count(Event.REQUEST_RECEIVED) == 1
     assert events(handoff.database, "P00043").count(Event.CARD_POSTED) == 1
     assert chain_ok(handoff.database)
