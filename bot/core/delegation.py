@@ -79,7 +79,7 @@ def grant(core: Core, delegator: Person, delegate: Person, until: date, starts: 
     begins = _midnight(starts) if starts else now
     ends = _midnight(until + timedelta(days=1))
     if delegate.key == delegator.key:
-        return "You can't delegate to yourself. Name someone else: `/handoff delegate @someone until 2026-12-01`."
+        return "You can't delegate to yourself. Name someone else: `delegate @someone until 2026-12-01`."
     if ends <= max(begins, now):
         return f"{until.isoformat()} is already past, so nothing was delegated. Pick a later date."
     with core.store.transaction():
@@ -90,7 +90,7 @@ def grant(core: Core, delegator: Person, delegate: Person, until: date, starts: 
     log.info("delegation.granted", extra={"delegator": delegator.key, "delegate": delegate.key, "ends_at": ends.isoformat()})
     start = "" if starts is None else f" from {starts.isoformat()}"
     return (f"{delegate.name} now decides for you{start} until the end of {until.isoformat()} (UTC). "
-            "New cards that would reach you by DM reach them too. `/handoff delegate off` ends it early.")
+            "New cards that would reach you by DM reach them too. `delegate off` ends it early.")
 
 
 def revoke(core: Core, delegator: Person) -> str:
