@@ -14,7 +14,7 @@ from .effects import Effects
 from .enrich import build_packet, enrich, read_record
 from .errors import ErpError, HandoffError, RecordNotFound
 from .events import Event
-from .models import ErpRecord, RequestState, RequestStatus, RoutePlan, SourceEvent
+from .models import ErpRecord, RequestState, RoutePlan, SourceEvent
 from .outage import Outage
 from .retry import Backoff
 from .route import NoRouteError, RouteFacts, ops_target, person_for_erp, plan_route, platform_of
@@ -49,8 +49,8 @@ class Ingestor:
             return 0
         self._next_reread = now + REREAD_EVERY
         refreshed, still_down = 0, set()
-        for request in core.store.requests_by_status(RequestStatus.OPEN):
-            if request.packet.incomplete_reason is None or request.ref.source in still_down:
+        for request in core.store.incomplete_requests():
+            if request.ref.source in still_down:
                 continue
             try:
                 live = await read_record(core.connector(request.ref), request.ref, Backoff(attempts=1), core.sleep)
