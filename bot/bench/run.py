@@ -80,7 +80,7 @@ async def run_bench(options: Options, progress: Callable[[str], None] = print) -
                 scenarios["event_to_card"] = {"what": "Odoo webhook POST until the fake Slack receives the card's chat.postMessage",
                                               "levels": cards}
                 scenarios["click_to_ack"] = {"what": "signed Slack block_actions: HTTP answer (ack), then the decision in the log "
-                                                     "(drift re-read against the fake Odoo included)",
+                                                     "(the drift check against the fake Odoo included)",
                                              "levels": clicks, "teams": teams_status(stack.app)}
         progress(f"stall scan   {options.stall_rows:,} open requests…")
         scenarios["stall_scan"] = await stall.measure(workdir / "stall.db", routing, options.stall_rows)
