@@ -6,9 +6,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
-
-def _ts(at: datetime) -> str:
-    return at.isoformat(timespec="microseconds")
+from handoff.state.stamps import stamp
 
 
 @dataclass(frozen=True)
@@ -25,7 +23,7 @@ def grant(conn: sqlite3.Connection, delegator: str, delegate: str, starts_at: da
         "INSERT INTO delegations (delegator, delegate, starts_at, ends_at) VALUES (?,?,?,?)"
         " ON CONFLICT (delegator) DO UPDATE SET delegate = excluded.delegate, starts_at = excluded.starts_at,"
         " ends_at = excluded.ends_at",
-        (delegator, delegate, _ts(starts_at), _ts(ends_at)),
+        (delegator, delegate, stamp(starts_at), stamp(ends_at)),
     )
 
 
@@ -45,7 +43,7 @@ def get(conn: sqlite3.Connection, delegator: str) -> Delegation | None:
 def active(conn: sqlite3.Connection, now: datetime) -> dict[str, str]:
     """delegator -> delegate for every window that holds `now` (start inclusive, end exclusive)."""
     rows = conn.execute(
-        "SELECT delegator, delegate FROM delegations WHERE starts_at <= ? AND ends_at > ?", (_ts(now), _ts(now))
+        "SELECT delegator, delegate FROM delegations WHERE starts_at <= ? AND ends_at > ?", (stamp(now), stamp(now))
     ).fetchall()
     return {delegator: delegate for delegator, delegate in rows}
 
@@ -55,7 +53,7 @@ def reassign(conn: sqlite3.Connection, request_id: str, stage: int, person: str,
     conn.execute(
         "INSERT INTO reassignments (request_id, stage, person, at) VALUES (?,?,?,?)"
         " ON CONFLICT (request_id, stage) DO UPDATE SET person = excluded.person, at = excluded.at",
-        (request_id, stage, person, _ts(now)),
+        (request_id, stage, person, stamp(now)),
     )
 
 

@@ -7,6 +7,8 @@ import sqlite3
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from handoff.state.stamps import stamp
+
 
 @dataclass(frozen=True)
 class OutboxItem:
@@ -33,15 +35,12 @@ def _item(row: tuple) -> OutboxItem:
     return OutboxItem(id_, kind, request_id, json.loads(payload), key, status, attempts, next_at, last_error, created_at, claims)
 
 
-def _ts(at: datetime) -> str:
-    return at.isoformat(timespec="microseconds")
-
 
 def enqueue(conn: sqlite3.Connection, at: datetime, kind: str, payload: dict, key: str, request_id: str | None) -> bool:
     """Queue a side effect once per idempotency key; a second enqueue of the same key is a no-op."""
     cursor = conn.execute(
         "INSERT OR IGNORE INTO outbox (kind, request_id, payload, idempotency_key, next_at, created_at) VALUES (?,?,?,?,?,?)",
-        (kind, request_id, json.dumps(payload, sort_keys=True, default=str), key, _ts(at), _ts(at)),
+        (kind, request_id, json.dumps(payload, sort_keys=True, default=str), key, stamp(at), stamp(at)),
     )
     return cursor.rowcount == 1
 
@@ -52,22 +51,22 @@ def claim_due(conn: sqlite3.Connection, now: datetime, limit: int, lease: timede
     if getattr(conn, "dialect", "sqlite") == "postgresql":
         # Replicas claim side by side: rows another replica is claiming are skipped, not waited for or sent twice.
         sql += " FOR UPDATE SKIP LOCKED"
-    rows = conn.execute(sql, (_ts(now), limit)).fetchall()
+    rows = conn.execute(sql, (stamp(now), limit)).fetchall()
     if rows:
         conn.executemany(
-            "UPDATE outbox SET next_at = ?, claims = claims + 1 WHERE id = ?", [(_ts(now + lease), row[0]) for row in rows]
+            "UPDATE outbox SET next_at = ?, claims = claims + 1 WHERE id = ?", [(stamp(now + lease), row[0]) for row in rows]
         )
     return [replace(item, claims=item.claims + 1) for item in map(_item, rows)]
 
 
 def complete(conn: sqlite3.Connection, item_id: int, at: datetime) -> None:
-    conn.execute("UPDATE outbox SET status = 'done', done_at = ?, attempts = attempts + 1 WHERE id = ?", (_ts(at), item_id))
+    conn.execute("UPDATE outbox SET status = 'done', done_at = ?, attempts = attempts + 1 WHERE id = ?", (stamp(at), item_id))
 
 
 def reschedule(conn: sqlite3.Connection, item_id: int, next_at: datetime, error: str) -> None:
     conn.execute(
         "UPDATE outbox SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE id = ?",
-        (_ts(next_at), error, item_id),
+        (stamp(next_at), error, item_id),
     )
 
 
@@ -78,7 +77,7 @@ def postpone(conn: sqlite3.Connection, item_id: int, next_at: datetime) -> None:
     """
     conn.execute(
         "UPDATE outbox SET next_at = ?, claims = CASE WHEN claims > 0 THEN claims - 1 ELSE 0 END WHERE id = ?",
-        (_ts(next_at), item_id),
+        (stamp(next_at), item_id),
     )
 
 
@@ -89,7 +88,7 @@ def bury(conn: sqlite3.Connection, item_id: int, error: str) -> None:
 
 def revive(conn: sqlite3.Connection, item_id: int, now: datetime) -> bool:
     cursor = conn.execute(
-        "UPDATE outbox SET status = 'pending', attempts = 0, next_at = ? WHERE id = ? AND status = 'dead'", (_ts(now), item_id)
+        "UPDATE outbox SET status = 'pending', attempts = 0, next_at = ? WHERE id = ? AND status = 'dead'", (stamp(now), item_id)
     )
     return cursor.rowcount == 1
 

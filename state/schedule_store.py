@@ -5,14 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from handoff.state.stamps import stamp
+
 from .store import Store
 
 # A stage that no longer needs the scheduler keeps a due time nobody reaches, so it never shows up as due or unplanned.
 NEVER = "9999-12-31T00:00:00.000000+00:00"
 
-
-def _ts(at: datetime) -> str:
-    return at.isoformat(timespec="microseconds")
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,7 @@ class ScheduleStore:
         rows = self.conn.execute(
             "SELECT request_id, stage, due_step, started_at FROM stages"
             " WHERE status = 'pending' AND due_at IS NOT NULL AND due_at <= ? ORDER BY due_at LIMIT ?",
-            (_ts(now), limit),
+            (stamp(now), limit),
         ).fetchall()
         return [DueStage(r[0], r[1], r[2], datetime.fromisoformat(r[3])) for r in rows]
 
@@ -66,7 +65,7 @@ class ScheduleStore:
         """Schedule the stage's next step; None retires it for good."""
         self.conn.execute(
             "UPDATE stages SET due_at = ?, due_step = ? WHERE request_id = ? AND stage = ?",
-            (_ts(due_at) if due_at else NEVER, step, request_id, stage),
+            (stamp(due_at) if due_at else NEVER, step, request_id, stage),
         )
 
     def next_due(self) -> datetime | None:
@@ -80,14 +79,14 @@ class ScheduleStore:
         """True the first time a recipient is reminded at this step."""
         cursor = self.conn.execute(
             "INSERT OR IGNORE INTO reminders (request_id, stage, step, recipient, sent_at) VALUES (?,?,?,?,?)",
-            (request_id, stage, step, recipient, _ts(now)),
+            (request_id, stage, step, recipient, stamp(now)),
         )
         return cursor.rowcount == 1
 
     def mark_escalated(self, request_id: str, stage: int, now: datetime) -> bool:
         cursor = self.conn.execute(
             "UPDATE stages SET escalated_at = ? WHERE request_id = ? AND stage = ? AND escalated_at IS NULL",
-            (_ts(now), request_id, stage),
+            (stamp(now), request_id, stage),
         )
         return cursor.rowcount == 1
 
@@ -115,14 +114,14 @@ class ScheduleStore:
             "INSERT INTO alerts (subject, request_id, text, opened_at, next_try_at) VALUES (?,?,?,?,?)"
             " ON CONFLICT (subject) DO UPDATE SET text = excluded.text, resolved_at = NULL, dirty = 1,"
             " next_try_at = excluded.next_try_at WHERE alerts.text != excluded.text OR alerts.resolved_at IS NOT NULL",
-            (subject, request_id, text, _ts(now), _ts(now)),
+            (subject, request_id, text, stamp(now), stamp(now)),
         )
         return cursor.rowcount == 1
 
     def resolve_alert(self, subject: str, text: str, now: datetime) -> None:
         self.conn.execute(
             "UPDATE alerts SET text = ?, resolved_at = ?, dirty = 1, next_try_at = ? WHERE subject = ? AND resolved_at IS NULL",
-            (text, _ts(now), _ts(now), subject),
+            (text, stamp(now), stamp(now), subject),
         )
 
     def open_alerts(self) -> list[Alert]:
@@ -132,7 +131,7 @@ class ScheduleStore:
     def unsent_alerts(self, now: datetime, limit: int) -> list[Alert]:
         rows = self.conn.execute(
             f"SELECT {self._ALERT} FROM alerts WHERE dirty = 1 AND next_try_at <= ? ORDER BY next_try_at LIMIT ?",
-            (_ts(now), limit),
+            (stamp(now), limit),
         ).fetchall()
         return [self._alert(r) for r in rows]
 
@@ -148,12 +147,12 @@ class ScheduleStore:
         self.conn.execute("UPDATE alerts SET conversation = NULL, message_id = NULL, dirty = 1 WHERE id = ?", (alert.id,))
 
     def retry_alert(self, alert: Alert, at: datetime) -> None:
-        self.conn.execute("UPDATE alerts SET next_try_at = ? WHERE id = ?", (_ts(at), alert.id))
+        self.conn.execute("UPDATE alerts SET next_try_at = ? WHERE id = ?", (stamp(at), alert.id))
 
     # ---- the daily digest
 
     def digest_once(self, day: date, now: datetime) -> bool:
-        cursor = self.conn.execute("INSERT OR IGNORE INTO digests (day, sent_at) VALUES (?,?)", (day.isoformat(), _ts(now)))
+        cursor = self.conn.execute("INSERT OR IGNORE INTO digests (day, sent_at) VALUES (?,?)", (day.isoformat(), stamp(now)))
         return cursor.rowcount == 1
 
     def digest_sent(self, day: date) -> bool:

@@ -25,14 +25,10 @@ from handoff.bot.core.models import (
     Vote,
 )
 from handoff.bot.core.ports import Clock
+from handoff.state.stamps import stamp
 
 from . import decision_log, pg
 from .migrations import migrate
-
-
-def _ts(at: datetime) -> str:
-    return at.isoformat(timespec="microseconds")
-
 
 # Long enough for enrichment's retries against a slow ERP; only PostgreSQL replicas lease inbox events.
 INBOX_LEASE = timedelta(minutes=2)
@@ -116,9 +112,9 @@ class Store:
                     event.ref.source,
                     event.ref.model,
                     event.ref.record_id,
-                    _ts(event.received_at),
+                    stamp(event.received_at),
                     json.dumps(event.hint, sort_keys=True, default=str),
-                    _ts(event.received_at),
+                    stamp(event.received_at),
                 ),
             )
             if cursor.rowcount == 1:
@@ -130,13 +126,13 @@ class Store:
         sql = ("SELECT id, dedup_key, source, model, record_id, received_at, hint, attempts FROM inbox"
                " WHERE status = 'pending' AND next_at <= ? ORDER BY id LIMIT ?")
         if getattr(self.conn, "dialect", "sqlite") != "postgresql":
-            rows = self.conn.execute(sql, (_ts(now), limit)).fetchall()
+            rows = self.conn.execute(sql, (stamp(now), limit)).fetchall()
         else:
             # Replicas share the inbox: each event is leased to one of them, and comes back to any replica once the
             # lease runs out if its holder dies mid-way.
             with self.transaction() as conn:
-                rows = conn.execute(sql + " FOR UPDATE SKIP LOCKED", (_ts(now), limit)).fetchall()
-                conn.executemany("UPDATE inbox SET next_at = ? WHERE id = ?", [(_ts(now + self.inbox_lease), r[0]) for r in rows])
+                rows = conn.execute(sql + " FOR UPDATE SKIP LOCKED", (stamp(now), limit)).fetchall()
+                conn.executemany("UPDATE inbox SET next_at = ? WHERE id = ?", [(stamp(now + self.inbox_lease), r[0]) for r in rows])
         return [
             InboxItem(
                 id=row[0],
@@ -159,7 +155,7 @@ class Store:
 
     def defer_event(self, inbox_id: int, next_at: datetime, note: str) -> None:
         self.conn.execute(
-            "UPDATE inbox SET attempts = attempts + 1, next_at = ?, note = ? WHERE id = ?", (_ts(next_at), note, inbox_id)
+            "UPDATE inbox SET attempts = attempts + 1, next_at = ?, note = ? WHERE id = ?", (stamp(next_at), note, inbox_id)
         )
 
     def inbox_depth(self) -> dict[str, int]:
@@ -167,7 +163,7 @@ class Store:
 
     def first_delivery(self, key: str) -> bool:
         """True the first time a chat platform delivery id is seen: platform retries are not processed twice."""
-        cursor = self.conn.execute("INSERT OR IGNORE INTO seen_deliveries (key, at) VALUES (?, ?)", (key, _ts(self.clock.now())))
+        cursor = self.conn.execute("INSERT OR IGNORE INTO seen_deliveries (key, at) VALUES (?, ?)", (key, stamp(self.clock.now())))
         return cursor.rowcount == 1
 
     # ---- requests
@@ -196,14 +192,14 @@ class Store:
                 record.exception_type,
                 packet.model_dump_json(),
                 plan.model_dump_json(),
-                _ts(now),
-                _ts(now),
+                stamp(now),
+                stamp(now),
             ),
         )
         self.conn.executemany(
             "INSERT INTO stages (request_id, stage, status, started_at) VALUES (?,?,?,?)",
             [
-                (packet.request_id, s.index, "pending" if s.index == 0 else "waiting", _ts(now) if s.index == 0 else None)
+                (packet.request_id, s.index, "pending" if s.index == 0 else "waiting", stamp(now) if s.index == 0 else None)
                 for s in plan.stages
             ],
         )
@@ -283,16 +279,16 @@ class Store:
     def replace_packet(self, request_id: str, packet: ApprovalPacket, now: datetime) -> None:
         self.conn.execute(
             "UPDATE requests SET packet = ?, version = ?, reference = ?, updated_at = ? WHERE id = ?",
-            (packet.model_dump_json(), packet.version, packet.record.reference, _ts(now), request_id),
+            (packet.model_dump_json(), packet.version, packet.record.reference, stamp(now), request_id),
         )
 
     def set_status(self, request_id: str, status: RequestStatus, now: datetime) -> None:
-        self.conn.execute("UPDATE requests SET status = ?, updated_at = ? WHERE id = ?", (status.value, _ts(now), request_id))
+        self.conn.execute("UPDATE requests SET status = ?, updated_at = ? WHERE id = ?", (status.value, stamp(now), request_id))
 
     def advance_stage(self, request_id: str, stage: int, now: datetime) -> None:
-        self.conn.execute("UPDATE requests SET stage = ?, updated_at = ? WHERE id = ?", (stage, _ts(now), request_id))
+        self.conn.execute("UPDATE requests SET stage = ?, updated_at = ? WHERE id = ?", (stage, stamp(now), request_id))
         self.conn.execute(
-            "UPDATE stages SET status = 'pending', started_at = ? WHERE request_id = ? AND stage = ?", (_ts(now), request_id, stage)
+            "UPDATE stages SET status = 'pending', started_at = ? WHERE request_id = ? AND stage = ?", (stamp(now), request_id, stage)
         )
 
     # ---- stages and votes
@@ -317,7 +313,7 @@ class Store:
         """Compare-and-set: only a pending stage can be decided, so two racing clicks yield one winner."""
         cursor = self.conn.execute(
             "UPDATE stages SET status = ?, decided_at = ?, decided_by = ? WHERE request_id = ? AND stage = ? AND status = 'pending'",
-            (status, _ts(now), by, request_id, stage),
+            (status, stamp(now), by, request_id, stage),
         )
         return cursor.rowcount == 1
 
@@ -326,15 +322,15 @@ class Store:
         self.conn.execute(
             "UPDATE stages SET status = 'pending', decided_at = NULL, decided_by = NULL, started_at = ?"
             " WHERE request_id = ? AND stage = ?",
-            (_ts(now), request_id, stage),
+            (stamp(now), request_id, stage),
         )
         self.conn.execute("DELETE FROM votes WHERE request_id = ? AND stage = ?", (request_id, stage))
-        self.conn.execute("UPDATE requests SET status = 'open', updated_at = ? WHERE id = ?", (_ts(now), request_id))
+        self.conn.execute("UPDATE requests SET status = 'open', updated_at = ? WHERE id = ?", (stamp(now), request_id))
 
     def add_vote(self, request_id: str, vote: Vote) -> bool:
         cursor = self.conn.execute(
             "INSERT OR IGNORE INTO votes (request_id, stage, person, verb, version, comment, at) VALUES (?,?,?,?,?,?,?)",
-            (request_id, vote.stage, vote.person, vote.verb.value, vote.version, vote.comment, _ts(vote.at)),
+            (request_id, vote.stage, vote.person, vote.verb.value, vote.version, vote.comment, stamp(vote.at)),
         )
         return cursor.rowcount == 1
 
@@ -364,7 +360,7 @@ class Store:
                 posted.target.person,
                 posted.conversation,
                 posted.message_id,
-                _ts(now),
+                stamp(now),
             ),
         )
 
@@ -403,7 +399,7 @@ class Store:
         self.conn.execute(
             "INSERT INTO conversations (platform, key, reference, updated_at) VALUES (?,?,?,?)"
             " ON CONFLICT (platform, key) DO UPDATE SET reference = excluded.reference, updated_at = excluded.updated_at",
-            (platform, key, json.dumps(reference, sort_keys=True), _ts(self.clock.now())),
+            (platform, key, json.dumps(reference, sort_keys=True), stamp(self.clock.now())),
         )
 
     async def find_conversation(self, platform: Platform, key: str) -> dict | None:
