@@ -5,9 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import aiohttp
 import pytest
-from crash_harness import Handoff, fakes
 
 from handoff.bot.core.events import Event
 from handoff.bot.fakes.waiting import wait_until
@@ -15,16 +13,6 @@ from handoff.state import decision_log
 
 PROCUREMENT = "C0PROCURE"
 KILLED = 137  # what handoff.bot.faults exits with, as a shell reports SIGKILL
-
-
-@pytest.fixture
-async def handoff(tmp_path):
-    async with fakes() as running, aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-        process = Handoff(running, tmp_path / "handoff.db", http)
-        try:
-            yield process
-        finally:
-            await process.kill()
 
 
 def events(database: Path, reference: str) -> list[str]:

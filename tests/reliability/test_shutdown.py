@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import aiohttp
-import pytest
-from crash_harness import Handoff, fakes
 
 from handoff.bot.fakes.waiting import wait_until
 
 PROCUREMENT = "C0PROCURE"
-
-
-@pytest.fixture
-async def handoff(tmp_path):
-    async with fakes() as running, aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-        process = Handoff(running, tmp_path / "handoff.db", http)
-        try:
-            yield process
-        finally:
-            await process.kill()
 
 
 async def test_sigterm_right_after_a_webhook_exits_cleanly_and_the_event_still_becomes_one_card(handoff):
