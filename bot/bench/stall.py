@@ -12,7 +12,8 @@ from handoff.bot.core.enrich import build_packet
 from handoff.bot.core.models import ErpRecord, Line, RecordRef
 from handoff.bot.core.ports import SystemClock
 from handoff.bot.core.route import RouteFacts, RoutingConfig, plan_route
-from handoff.state.store import Store, _ts
+from handoff.state.stamps import stamp
+from handoff.state.store import Store
 
 # What a tick reads first (migration 2: stages.due_at under a partial index), timed on its own as well: it is the
 # part that grows with the number of open requests; the rest of a tick grows with the number due.
@@ -32,9 +33,9 @@ def seed(store: Store, routing: RoutingConfig, rows: int, due_share: float, now:
     for n in range(rows):
         started = now - (sla + timedelta(hours=1) if n % every == 0 else timedelta(minutes=n % 60))
         request_id = f"r-bench{n:07d}"
-        requests.append((request_id, f"odoo:purchase.order:{n + 1}", str(n + 1), f"BX{n:06d}", packet, plan.model_dump_json(), _ts(started), _ts(started)))
-        stages += [(request_id, s.index, "pending" if s.index == 0 else "waiting", _ts(started) if s.index == 0 else None,
-                    _ts(started + sla) if s.index == 0 else None) for s in plan.stages]
+        requests.append((request_id, f"odoo:purchase.order:{n + 1}", str(n + 1), f"BX{n:06d}", packet, plan.model_dump_json(), stamp(started), stamp(started)))
+        stages += [(request_id, s.index, "pending" if s.index == 0 else "waiting", stamp(started) if s.index == 0 else None,
+                    stamp(started + sla) if s.index == 0 else None) for s in plan.stages]
     with store.transaction() as conn:
         conn.executemany(
             "INSERT INTO requests (id, ref_key, source, model, record_id, reference, status, version, stage, platform, packet, plan,"
@@ -58,7 +59,7 @@ async def measure(database: Path, routing: RoutingConfig, rows: int, due_share: 
         due = seed(store, routing, rows, due_share, now)
         result: dict = {"open_requests": rows, "due": due, "seed_seconds": round(time.perf_counter() - begin, 2)}
         found: list = []
-        result["due_query_ms"] = min(_timed(lambda: found.__setitem__(slice(None), store.conn.execute(DUE, (_ts(now),)).fetchall()))
+        result["due_query_ms"] = min(_timed(lambda: found.__setitem__(slice(None), store.conn.execute(DUE, (stamp(now),)).fetchall()))
                                      for _ in range(3))
         result["due_found"] = len(found)
         result.update(await _tick(store, routing))
