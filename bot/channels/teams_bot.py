@@ -3,7 +3,6 @@ actions (Universal Actions and legacy Action.Submit) turned into decisions bound
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from typing import TYPE_CHECKING
