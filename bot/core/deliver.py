@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
 
 from handoff.bot.faults import crash_point
 from handoff.state import outbox
@@ -19,7 +18,7 @@ from .errors import ChatError, ChatRateLimited, ErpConflict, ErpError, ErpUnavai
 from .events import Event
 from .models import CardView, Decision, ErpRecord, PostedCard, RequestState, RequestStatus, Target, Verb
 from .pacing import Pacer
-from .ports import ChatChannel
+from .ports import ChatChannel, FindsCards
 from .retry import Backoff
 from .route import ops_target
 from .tell import what_changed
@@ -38,20 +37,6 @@ CLOCK_MARGIN = timedelta(minutes=5)
 
 class Permanent(HandoffError):
     """A delivery that no retry will fix; it goes to dead letters and a human is told."""
-
-
-@runtime_checkable
-class FindsCards(Protocol):
-    """A channel that tags each card with its outbox key and can find it again (Slack: message metadata).
-
-    Teams has no such look-up for bots, so its channel stays a plain ChatChannel.
-    """
-
-    async def post_card(self, request_id: str, stage: int, target: Target, view: CardView, key: str | None = None) -> PostedCard: ...
-
-    async def find_card(self, request_id: str, stage: int, target: Target, key: str, since: datetime) -> PostedCard | None: ...
-
-    async def update_card(self, posted: PostedCard, view: CardView) -> None: ...
 
 
 class Dispatcher:

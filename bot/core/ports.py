@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from .models import (
     Action,
@@ -92,3 +92,17 @@ class ConversationDirectory(Protocol):
     async def save_conversation(self, platform: Platform, key: str, reference: dict) -> None: ...
 
     async def find_conversation(self, platform: Platform, key: str) -> dict | None: ...
+
+
+@runtime_checkable
+class FindsCards(Protocol):
+    """A channel that tags each card with its outbox key and can find it again (Slack: message metadata).
+
+    Teams has no such look-up for bots, so its channel stays a plain ChatChannel.
+    """
+
+    async def post_card(self, request_id: str, stage: int, target: Target, view: CardView, key: str | None = None) -> PostedCard: ...
+
+    async def find_card(self, request_id: str, stage: int, target: Target, key: str, since: datetime) -> PostedCard | None: ...
+
+    async def update_card(self, posted: PostedCard, view: CardView) -> None: ...
