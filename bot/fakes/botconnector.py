@@ -9,6 +9,7 @@ Paths and shapes follow botbuilder-python `botframework/connector/aio/operations
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -22,7 +23,6 @@ import aiohttp
 import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
-
 from handoff.bot.core.ports import Clock, SystemClock
 
 from .threaded import ThreadedServer
@@ -41,6 +41,17 @@ def _error(status: int, code: str, message: str, headers: dict | None = None) ->
 
 def _aad_error(status: int, error: str, description: str) -> web.Response:
     return web.json_response({"error": error, "error_description": description}, status=status)
+
+
+@functools.cache
+def _signing_keys() -> tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey]:
+    """One published key and one unpublished key per process, shared by every fake.
+
+    botframework-connector caches OpenID signing keys per metadata URL for the whole process
+    (`JwtTokenExtractor.metadataCache`); a later fake on a reused port must not be refused for a key it never had.
+    """
+    return (rsa.generate_private_key(public_exponent=65537, key_size=2048),
+            rsa.generate_private_key(public_exponent=65537, key_size=2048))
 
 
 class FakeBotConnector:
@@ -67,8 +78,7 @@ class FakeBotConnector:
         self.kid = "fake-key-1"
         self._password = app_password
         self._tenants = {MULTI_TENANT} | ({tenant_id} if tenant_id else set())
-        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self._stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._key, self._stranger = _signing_keys()
         self._tokens: dict[str, float] = {}
         self._installed: set[str] = set()
         self._users: dict[str, str] = {}  # MRI -> AAD object id
