@@ -23,7 +23,7 @@ FALLBACK_TEXT = 300
 LINE_TEXT = 400
 NOTE_TEXT = 500
 
-APPROVE, REJECT, ASK_INFO = "handoff.approve", "handoff.reject", "handoff.ask_info"
+APPROVE, REJECT, ASK_INFO, REASSIGN = "handoff.approve", "handoff.reject", "handoff.ask_info", "handoff.reassign"
 REJECT_MODAL, ASK_INFO_MODAL = "handoff.reject_modal", "handoff.ask_info_modal"
 
 
@@ -116,6 +116,7 @@ def _actions(view: CardView) -> dict:
         button("Approve", APPROVE, value, "primary"),
         button("Reject", REJECT, value, "danger"),
         button("Ask for info", ASK_INFO, value),
+        button("Reassign", REASSIGN, value),
     ]}
 
 

@@ -41,21 +41,11 @@ _FIXES = {
 }
 
 
-REASSIGN = "handoff.reassign"
 # Cards carry their outbox key as message metadata (https://docs.slack.dev/messaging/message-metadata), so a post
 # whose answer was lost can be found again (`find_card`) instead of posted twice.
 CARD_EVENT = "handoff_card"
 # conversations.history pages read before giving up on finding a lost card: at 200 a page, the last 1,000 messages.
 HISTORY_PAGES = 5
-
-
-def render(view: CardView) -> tuple[str, list[dict]]:
-    """The Block Kit card plus a Reassign button: Slack has the user picker it needs (Teams: not yet)."""
-    text, blocks = blockkit.render_card(view)
-    for block in blocks:
-        if block.get("block_id") == "handoff.actions":
-            block["elements"].append(blockkit.button("Reassign", REASSIGN, block["elements"][0]["value"]))
-    return text, blocks
 
 
 class SlackSettings(BaseModel):
@@ -95,7 +85,7 @@ class SlackChannel:
 
     async def post_card(self, request_id: str, stage: int, target: Target, view: CardView, key: str | None = None) -> PostedCard:
         """Post the card; `key` (the outbox item's) rides along as message metadata for `find_card`."""
-        text, blocks = render(view)
+        text, blocks = blockkit.render_card(view)
         channel = await self._conversation(target)
         extra = {"metadata": {"event_type": CARD_EVENT, "event_payload": {"key": key}}} if key else {}
         sent = await self.call("chat.postMessage", channel=channel, text=text, blocks=blocks, **extra)
@@ -121,7 +111,7 @@ class SlackChannel:
         return None
 
     async def update_card(self, posted: PostedCard, view: CardView) -> None:
-        text, blocks = render(view)
+        text, blocks = blockkit.render_card(view)
         await self.call("chat.update", channel=posted.conversation, ts=posted.message_id, text=text, blocks=blocks)
 
     async def post_thread(self, posted: PostedCard, text: str, mention: str | None = None) -> None:

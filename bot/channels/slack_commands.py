@@ -23,7 +23,7 @@ from handoff.bot.core.ports import Approvals
 from handoff.cards import blockkit
 from handoff.cards.escape import escape_mrkdwn, slack_link, truncate
 
-from .slack import REASSIGN, SlackChannel, identity_of, parse_binding
+from .slack import SlackChannel, identity_of, parse_binding
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def inbox(core: Core, person: Person) -> tuple[str, list[dict] | None]:
             blockkit.button("Approve", blockkit.APPROVE, value, "primary"),
             blockkit.button("Reject", blockkit.REJECT, value, "danger"),
             blockkit.button("Ask for info", blockkit.ASK_INFO, value),
-            blockkit.button("Reassign", REASSIGN, value),
+            blockkit.button("Reassign", blockkit.REASSIGN, value),
         ]})
     bulk = shared_inbox.bulk_approvable(core, shown)
     if bulk:
@@ -140,7 +140,7 @@ def register_commands(app: AsyncApp, core: Core, approvals: Approvals, channel: 
         if channel_id:
             await channel.whisper(channel_id, body["user"]["id"], text)
 
-    @app.action(REASSIGN)
+    @app.action(blockkit.REASSIGN)
     async def on_reassign(ack, body, action):
         await ack()
         request_id, version, stage = parse_binding(action["value"])

@@ -117,6 +117,7 @@ def test_buttons_carry_the_binding_to_this_version_and_stage(make_view):
         ("handoff.approve", "Approve", "primary"),
         ("handoff.reject", "Reject", "danger"),
         ("handoff.ask_info", "Ask for info", None),
+        ("handoff.reassign", "Reassign", None),
     ]
     assert {b["value"] for b in buttons} == {'{"r":"req-7","v":3,"s":1}'}
 
