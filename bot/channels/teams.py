@@ -137,9 +137,28 @@ class TeamsChannel:
             raise ChatError(self._unreachable(target, "the app was never installed there"), permanent=True)
         return reference
 
+    async def send_personal(self, asked: Activity, answer: Activity) -> str:
+        """Send `answer` to the 1:1 chat of whoever sent `asked` (a channel or group message); the chat's id.
+
+        The 1:1 is opened from the message itself (its sender's MRI, serviceUrl and tenant), so no stored reference is
+        needed; Teams still refuses when it does not let the bot reach that person, and that ChatError is the caller's.
+        """
+        sender = asked.from_property
+        tenant = ((asked.channel_data or {}).get("tenant") or {}).get("id") or asked.conversation.tenant_id
+        reference = {"serviceUrl": asked.service_url, "bot": {"id": asked.recipient.id}, "tenantId": tenant,
+                     "user": {"id": sender.id, "name": sender.name}}
+        target = Target(platform="teams", kind="dm", address=sender.aad_object_id or sender.id)
+        conversation = await self._create_dm(reference, target)
+        connector = await self._connector(asked.service_url)
+        await self._call("send the answer", target, connector.conversations.send_to_conversation(conversation, answer))
+        return conversation
+
     async def _open_dm(self, target: Target) -> tuple[dict, str]:
         """Open (or find: Teams keeps one per person) the 1:1 chat with a person known by AAD object id."""
         reference = await self._reference(target)
+        return reference, await self._create_dm(reference, target)
+
+    async def _create_dm(self, reference: dict, target: Target) -> str:
         tenant = reference.get("tenantId") or self.settings.tenant_id
         user = reference["user"]
         parameters = ConversationParameters(
@@ -151,7 +170,7 @@ class TeamsChannel:
         )
         connector = await self._connector(reference["serviceUrl"])
         created = await self._call("open a 1:1 chat", target, connector.conversations.create_conversation(parameters))
-        return reference, created.id
+        return created.id
 
     async def _message(self, body: str, mention: str | None = None) -> Activity:
         # Teams renders message text as markdown [UNVERIFIED: that it honours CommonMark backslash escapes].

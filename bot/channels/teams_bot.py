@@ -13,10 +13,13 @@ from botbuilder.core import ActivityHandler, InvokeResponse, TurnContext
 from botbuilder.schema import Activity, Attachment, ChannelAccount, ErrorResponseException
 from msrest.exceptions import ClientException, DeserializationError
 
+from handoff.bot.core.errors import ChatError
 from handoff.bot.core.models import Action, ActionResult, ChatIdentity, Outcome, Verb
 from handoff.cards import adaptive
 from handoff.cards.adaptive_inbox import INBOX_KEY
 from handoff.cards.escape import escape_adaptive
+
+from .teams_commands import names_requests
 
 if TYPE_CHECKING:
     from .teams import TeamsChannel
@@ -36,6 +39,11 @@ COMMENT_NEEDED = {Verb.REJECT: "Please say why you reject it: the requester will
                   Verb.ASK_INFO: "Please write your question."}
 # msteams-docs channel-and-group-conversations.md: a mention is `<at>name</at>` in the text (plus an entity).
 _MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
+PRIVATE_SENT = "I've sent you the answer in our 1:1 chat."
+PRIVATE_UNREACHABLE = (
+    "I can't open a 1:1 chat with you, so I won't answer here where everyone can read it. "
+    "Install Handoff for yourself (Apps > search for Handoff > Add), then ask me again."
+)
 DONE = {Outcome.RECORDED, Outcome.STAGE_DECIDED, Outcome.REQUEST_DECIDED, Outcome.INFO_REQUESTED}
 
 
@@ -186,15 +194,29 @@ class HandoffTeamsBot(ActivityHandler):
         # msrest keeps a mention's `mentioned` and `text` only in additional_properties (Entity declares just `type`).
         mentions = [{**(e.additional_properties or {}), "type": e.type} for e in activity.entities or [] if e.type == "mention"]
         mentions = [m for m in mentions if (m.get("mentioned") or {}).get("id") != bot_id]
-        answer = await self.channel.commands.reply(identity, " ".join(text.split()), mentions)
-        # The answer goes back where the question was asked: the 1:1 chat, or the channel thread it started.
+        question = " ".join(text.split())
+        answer = await self.channel.commands.reply(identity, question, mentions)
         reply = (Activity(type="message", attachments=[card_attachment(answer)]) if isinstance(answer, dict)
                  else Activity(type="message", text=escape_adaptive(answer), text_format="markdown"))
+        if activity.conversation.conversation_type != "personal" and names_requests(question):
+            # Everyone in a channel or group chat would read what only the asker may see: the answer goes to their 1:1.
+            reply = Activity(type="message", text=await self._send_privately(activity, reply))
         try:
             await turn_context.send_activity(reply)
         except (ErrorResponseException, ClientException, OSError) as error:
             # The question was received; an unreachable connector is logged, not turned into a 500 for Teams to retry.
             log.warning("teams.answer_failed", extra={"service_url": activity.service_url, "error": type(error).__name__})
+
+    async def _send_privately(self, activity: Activity, reply: Activity) -> str:
+        """Send `reply` to the asker's 1:1 chat; what the channel is told instead, which never holds the answer."""
+        try:
+            conversation = await self.channel.send_personal(activity, reply)
+        except ChatError as error:
+            log.warning("teams.private_answer_failed", extra={"conversation": activity.conversation.id, "error": type(error).__name__,
+                                                              "permanent": error.permanent})
+            return PRIVATE_UNREACHABLE
+        log.info("teams.answered_privately", extra={"asked_in": activity.conversation.id, "answered_in": conversation})
+        return PRIVATE_SENT
 
     async def _act(self, activity: Activity, verb: Verb, request_id: str, version: int, stage: int, data: dict) -> ActionResult | str:
         """The core's result, or (as a string) why the click cannot be counted as sent, before the core sees it."""

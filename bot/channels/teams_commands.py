@@ -27,6 +27,11 @@ DELEGATE_HELP = "Say `delegate @someone until 2026-12-01` (optionally `from 2026
 NO_IDENTITY = "Teams did not say who you are (no Microsoft Entra object id), so Handoff cannot count this."
 
 
+def names_requests(question: str) -> bool:
+    """Whether the answer lists requests (status, pending, stuck), which only the asker may be allowed to see."""
+    return status.intent(question)[0] in {status.Intent.STATUS, status.Intent.PENDING, status.Intent.STUCK}
+
+
 class TeamsCommands:
     """What the Teams bot answers to typed text, and the card verbs beyond a single decision."""
 

@@ -88,12 +88,16 @@ class FakeBotConnector:
 
     # ---- what tests arrange and inspect
 
-    def installed_for(self, aad_object_id: str, installed: bool = True) -> str:
-        """Install (or uninstall) the app for one person; returns their MRI (`29:` id) as Teams would send it."""
+    def mri(self, aad_object_id: str) -> str:
+        """A person's MRI (`29:` id) as Teams sends it in `from`; knowing it installs nothing."""
         mri = f"29:fake-{aad_object_id}"
         self._users[mri] = aad_object_id
-        (self._installed.add if installed else self._installed.discard)(aad_object_id)
         return mri
+
+    def installed_for(self, aad_object_id: str, installed: bool = True) -> str:
+        """Install (or uninstall) the app for one person; returns their MRI."""
+        (self._installed.add if installed else self._installed.discard)(aad_object_id)
+        return self.mri(aad_object_id)
 
     def add_conversation(self, conversation_id: str) -> None:
         """A channel or chat where the app is installed: the bot may post there."""

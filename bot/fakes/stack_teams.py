@@ -132,7 +132,8 @@ class TeamsDriver:
 
     def _person(self, person: str) -> dict:
         aad = self.aad(person)
-        return {"id": self.connector.installed_for(aad), "name": self.routing.people[person].name, "aadObjectId": aad}
+        # Speaking in a channel installs nothing: only install() puts the app in someone's personal scope.
+        return {"id": self.connector.mri(aad), "name": self.routing.people[person].name, "aadObjectId": aad}
 
     async def install(self, skip: Iterable[str] = ()) -> None:
         """The app added to each team channel of the routing config, and installed personally by everyone but `skip`."""
@@ -143,6 +144,7 @@ class TeamsDriver:
                 await self._expect(201, self._activity("conversationUpdate", key, admin, membersAdded=[{"id": BOT["id"]}]))
         for key, person in self.routing.people.items():
             if person.teams and key not in skip:
+                self.connector.installed_for(person.teams)
                 sender = self._person(key)
                 self.connector.add_conversation(self.conversation(key))
                 await self._expect(201, self._activity("conversationUpdate", key, sender, membersAdded=[{"id": BOT["id"]}]))

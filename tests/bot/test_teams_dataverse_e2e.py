@@ -84,9 +84,11 @@ async def test_status_questions_in_a_teams_chat_and_with_a_mention_in_a_channel_
         assert "Acme Supplies" in answer[-1]
 
         await stack.teams.say("erik", "my approvals", channel="procurement")
-        waiting = await wait_until(lambda: [m for m in stack.teams.messages("procurement")
+        # The channel is told where the answer went; the inbox itself is Erik's alone, in his 1:1 chat.
+        assert stack.teams.texts("procurement")[-1] == "I've sent you the answer in our 1:1 chat."
+        waiting = await wait_until(lambda: [m for m in stack.teams.messages("erik")
                                             if "waiting for your decision" in json.dumps(m.get("attachments"))],
-                                   what="the inbox card in the channel")
+                                   what="the inbox card in Erik's 1:1 chat")
         assert "PO-000123" in json.dumps(waiting[-1]["attachments"])
 
 
