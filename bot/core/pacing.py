@@ -19,14 +19,16 @@ class Limit:
 # Sources, checked 2026-11: Slack https://docs.slack.dev/apis/web-api/rate-limits ("chat.postMessage generally
 # allows posting one message per second per channel"; chat.update is Tier 3, 50+ per minute; the workspace-wide
 # postMessage limit has no published number, so a 429 from it pauses the destination by its Retry-After);
-# Teams https://learn.microsoft.com/microsoftteams/platform/bots/how-to/rate-limit (per bot per thread:
-# 7 per second, 1800 per hour); Dataverse service protection limits
-# https://learn.microsoft.com/power-apps/developer/data-platform/api-limits (6000 requests per 5 minutes per user).
+# Teams https://learn.microsoft.com/microsoftteams/platform/bots/how-to/rate-limit ("Per bot per thread limit",
+# send to conversation: 7 in 1 s, 8 in 2 s, 60 in 30 s, 1800 in 3600 s, all at once: 30 s is what binds a burst);
+# Dataverse service protection limits https://learn.microsoft.com/power-apps/developer/data-platform/api-limits
+# (6000 requests per 5 minutes per user: every HTTP request counts, so an ERP item reserves all the requests it makes).
+TEAMS_THREAD = (Limit(7, 1.0), Limit(8, 2.0), Limit(60, 30.0), Limit(1800, 3600.0))
 DEFAULT_LIMITS: Mapping[str, tuple[Limit, ...]] = {
     "slack.post": (Limit(1, 1.0),),
     "slack.update": (Limit(50, 60.0),),
-    "teams.post": (Limit(7, 1.0), Limit(1800, 3600.0)),
-    "teams.update": (Limit(7, 1.0), Limit(1800, 3600.0)),
+    "teams.post": TEAMS_THREAD,
+    "teams.update": TEAMS_THREAD,
     "erp.dataverse": (Limit(6000, 300.0),),
 }
 
@@ -53,23 +55,27 @@ class Pacer:
     _lanes: dict[str, _Lane] = field(default_factory=dict)
     _held: dict[str, tuple[str, datetime]] = field(default_factory=dict)
 
-    def reserve(self, destination: str, now: datetime, key: str) -> datetime:
-        """When the send `key` to `destination` may go: now, or a later slot held for it until then."""
+    def reserve(self, destination: str, now: datetime, key: str, cost: int = 1) -> datetime:
+        """When the send `key` to `destination`, `cost` calls at once, may go: now, or a later slot held for it until then."""
         held = self._held.pop(key, None)
         if held is not None and held[0] == destination and held[1] <= now:
             return now
         lane = self._lane(destination)
         at = max(now, lane.paused_until or now)
         for limit, sends in zip(self._limits(destination), lane.sends):
+            if cost > limit.calls:
+                raise ValueError(f"{cost} calls to {destination} at once can never fit its limit of {limit.calls} "
+                                 f"per {limit.per_seconds:g} s; split the work into smaller items.")
             window = timedelta(seconds=limit.per_seconds)
             while sends and sends[0] <= now - window:
                 sends.popleft()
             if sends:
                 at = max(at, sends[-1])  # slots are handed out in order, so the logs stay sorted
-            if len(sends) >= limit.calls:
-                at = max(at, sends[-limit.calls] + window)
+            room = limit.calls - cost  # sends the window may still hold when these go
+            if len(sends) > room:
+                at = max(at, sends[-room - 1] + window)
         for sends in lane.sends:
-            sends.append(at)
+            sends.extend([at] * cost)
         if at > now:
             self._held[key] = (destination, at)
         return at
