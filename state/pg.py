@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
 import psycopg
 
-from handoff.bot.core.errors import ConfigError
+from handoff.bot.core.errors import ConfigError, StoreUnavailable
+from handoff.bot.core.retry import Backoff
 
 from .pg_migrations import migrate
 
+log = logging.getLogger(__name__)
+
 SCHEMES = ("postgresql://", "postgres://")
+CONNECT_TIMEOUT_S = 10
+# A reconnect runs on the event loop's thread: against a black-holed server it stalls the loop this long (libpq's
+# floor is 2 s), at most once per backoff step.
+RECONNECT_TIMEOUT_S = 2
+# Quick after a blip (a quarter second), then no more than one attempt every 5 s while the server stays away.
+RECONNECT_BACKOFF = Backoff(base_delay=0.25, max_delay=5.0)
 
 _INSERT = re.compile(r"^\s*INSERT\s+(OR\s+IGNORE\s+)?INTO\s+(\w+)", re.IGNORECASE)
 # A `?` inside a quoted literal or identifier stays; a bare one becomes a placeholder. psycopg reads `%` everywhere,
@@ -76,32 +87,65 @@ class Cursor:
         return iter(self.fetchall())
 
 
+class _Lost(Exception):
+    """The statement failed because the connection is gone (server restart, terminated backend, network)."""
+
+
 class Connection:
-    """A psycopg connection in autocommit mode, so the Store's own BEGIN/COMMIT delimit transactions as with sqlite3."""
+    """A psycopg connection in autocommit mode, so the Store's own BEGIN/COMMIT delimit transactions as with sqlite3.
+
+    A lost connection is reopened at the next statement, no more often than the backoff allows. A statement that
+    fails with the connection outside a transaction runs once more on the new one; inside a transaction the server
+    has rolled everything back, so the transaction fails as a whole (StoreUnavailable) and the caller retries it.
+    """
 
     dialect = "postgresql"
 
-    def __init__(self, raw: psycopg.Connection) -> None:
-        self.raw = raw
+    def __init__(self, url: str, now: Callable[[], datetime], backoff: Backoff = RECONNECT_BACKOFF) -> None:
+        self.url = url
+        self.raw = _dial(url, CONNECT_TIMEOUT_S)
+        # Session state (advisory locks, SETs) lives and dies with one server connection; this counts them.
+        self.session = 1
+        self._now = now
+        self._backoff = backoff
         self._id_tables: frozenset[str] = frozenset()
+        self._in_transaction = False
+        self._transaction_lost = False
+        self._closed = False
+        self._failures = 0
+        self._down_since: datetime | None = None
+        self._next_attempt: datetime | None = None
 
     def execute(self, sql: str, params: Sequence = ()) -> Cursor:
         if sql.lstrip().upper().startswith("PRAGMA"):
             return Cursor(None)  # journal mode, foreign keys: PostgreSQL has them on by nature
         text, table = translate(sql)
+        verb = text.split(None, 1)[0].upper() if text else ""
+        if self._transaction_lost:
+            if verb == "ROLLBACK":
+                # The server rolled the transaction back when its connection died: nothing is left to undo.
+                self._transaction_lost = False
+                return Cursor(None)
+            # Run on a new connection in autocommit, the rest of the transaction would be applied without its start.
+            raise self._unavailable("its transaction was rolled back when the connection was lost")
         returning = table in self._id_tables and " RETURNING " not in text.upper()
         if returning:
             # sqlite3 hands back lastrowid; PostgreSQL returns the generated id only when asked.
             text += " RETURNING id"
-        raw = self._run(lambda cur: cur.execute(text, tuple(params)))
+        raw = self._run(lambda cur: cur.execute(text, tuple(params)), verb)
+        if verb == "BEGIN":
+            self._in_transaction = True
+        elif verb in ("COMMIT", "ROLLBACK"):
+            self._in_transaction = False
         lastrowid = None
-        if returning and raw.rowcount == 1:
+        if returning and raw is not None and raw.rowcount == 1:
             lastrowid = raw.fetchone()[0]
         return Cursor(raw, lastrowid)
 
     def executemany(self, sql: str, rows: Iterable[Sequence]) -> Cursor:
         text, _ = translate(sql)
-        return Cursor(self._run(lambda cur: cur.executemany(text, [tuple(r) for r in rows])))
+        rows = [tuple(r) for r in rows]
+        return Cursor(self._run(lambda cur: cur.executemany(text, rows)))
 
     def executescript(self, script: str) -> None:
         """Several statements, no parameters, exactly as written (PostgreSQL DDL)."""
@@ -112,7 +156,7 @@ class Connection:
         self.execute("SELECT pg_advisory_xact_lock(?)", (lock_key(name),))
 
     def try_session_lock(self, name: str) -> bool:
-        """Take an advisory lock held until this connection closes (or its process dies), without waiting."""
+        """Take an advisory lock held until this session ends (see `session`), without waiting."""
         return bool(self.execute("SELECT pg_try_advisory_lock(?)", (lock_key(name),)).fetchone()[0])
 
     def release_session_lock(self, name: str) -> None:
@@ -127,21 +171,90 @@ class Connection:
         self._id_tables = frozenset(r[0] for r in rows)
 
     def close(self) -> None:
+        self._closed = True
         self.raw.close()
 
-    def _run(self, action) -> psycopg.Cursor:
-        cursor = self.raw.cursor()
+    def _run(self, action: Callable[[psycopg.Cursor], object], verb: str = "") -> psycopg.Cursor | None:
+        self._reconnect_if_lost()
         try:
+            return self._attempt(action)
+        except _Lost:
+            if self._in_transaction:
+                self._in_transaction = False
+                if verb == "ROLLBACK":
+                    return None
+                # A lost COMMIT ends the transaction too, whichever way it went; anything else leaves it to roll back.
+                self._transaction_lost = verb != "COMMIT"
+                raise self._unavailable("the transaction was rolled back" if verb != "COMMIT"
+                                        else "the connection was lost at COMMIT, so the transaction may not have been applied") from None
+        # Alone in autocommit, the statement either committed before the connection died or was rolled back with it:
+        # the server cuts a statement off whole. Run it once more on a new connection.
+        self._reconnect_if_lost()
+        try:
+            return self._attempt(action)
+        except _Lost:
+            raise self._unavailable("the connection was lost again right after reconnecting") from None
+
+    def _attempt(self, action: Callable[[psycopg.Cursor], object]) -> psycopg.Cursor:
+        try:
+            cursor = self.raw.cursor()
             action(cursor)
         except psycopg.IntegrityError as error:
             # Callers and tests written against sqlite3 catch its IntegrityError; a violated constraint is the same fact.
             raise sqlite3.IntegrityError(str(error).strip()) from error
+        except psycopg.OperationalError as error:
+            if not self.raw.closed:
+                raise  # a lock timeout or a cancelled query: the connection is fine
+            self._down_since = self._down_since or self._now()
+            log.warning("store.connection_lost", extra={"database": redacted(self.url), "in_transaction": self._in_transaction,
+                                                        "error": self._reason(error)})
+            raise _Lost from error
         return cursor
 
+    def _reconnect_if_lost(self) -> None:
+        if not self.raw.closed:
+            return
+        if self._closed:
+            raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+        now = self._now()
+        if self._next_attempt is not None and now < self._next_attempt:
+            raise self._unavailable("the connection was lost and the last attempt to reopen it failed")
+        try:
+            raw = _dial(self.url, RECONNECT_TIMEOUT_S)
+        except psycopg.Error as error:
+            self._failures += 1
+            delay = self._backoff.delay(self._failures)
+            self._next_attempt = now + timedelta(seconds=delay)
+            log.warning("store.reconnect_failed", extra={"database": redacted(self.url), "attempt": self._failures,
+                                                         "retry_in_s": round(delay, 2), "error": self._reason(error)})
+            raise self._unavailable(f"reconnecting failed ({self._reason(error)})") from None
+        down_s = (now - self._down_since).total_seconds() if self._down_since else 0.0
+        self.raw, self.session = raw, self.session + 1
+        self._failures, self._next_attempt, self._down_since = 0, None, None
+        log.info("store.reconnected", extra={"database": redacted(self.url), "session": self.session, "down_s": round(down_s, 3)})
 
-def _open(url: str) -> Connection:
+    def _unavailable(self, reason: str) -> StoreUnavailable:
+        retry_after = max(0.0, (self._next_attempt - self._now()).total_seconds()) if self._next_attempt else 0.0
+        return StoreUnavailable(
+            f"The PostgreSQL database {redacted(self.url)} is unreachable: {reason}. Handoff reconnects by itself and the "
+            "work stays queued; if this lasts, check that the server is up and HANDOFF_DATABASE points at it.",
+            retry_after=retry_after,
+        )
+
+    def _reason(self, error: Exception) -> str:
+        """The error's first line, without the URL's password should a driver ever echo it."""
+        text = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        password = urlsplit(self.url).password
+        return text.replace(password, "***") if password else text
+
+
+def _dial(url: str, timeout_s: int) -> psycopg.Connection:
+    return psycopg.connect(url, autocommit=True, connect_timeout=timeout_s)
+
+
+def _open(url: str, now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> Connection:
     try:
-        return Connection(psycopg.connect(url, autocommit=True, connect_timeout=10))
+        return Connection(url, now)
     except psycopg.Error as error:
         raise ConfigError(
             f"Could not open the PostgreSQL database {redacted(url)}: {str(error).strip().splitlines()[0]}. "
@@ -159,9 +272,9 @@ def schema_version(url: str) -> int:
         conn.close()
 
 
-def connect(url: str) -> Connection:
+def connect(url: str, now: Callable[[], datetime]) -> Connection:
     """Open, migrate and return a connection; a bad URL or unreachable server is a ConfigError naming the fix."""
-    conn = _open(url)
+    conn = _open(url, now)
     migrate(conn)
     conn.refresh_tables()
     return conn

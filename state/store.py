@@ -49,9 +49,9 @@ class Store:
         self.clock = clock
         self.inbox_lease = inbox_lease
         self._depth = 0
-        self._leading: set[str] = set()
+        self._leading: dict[str, int] = {}  # name -> the PostgreSQL session that holds its lock
         if pg.is_postgres(self.path):
-            self.conn = pg.connect(self.path)
+            self.conn = pg.connect(self.path, clock.now)
             return
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so writers queue up instead of failing mid-way.
         self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -68,13 +68,20 @@ class Store:
         """True while this process leads `name` (e.g. the scheduler) among replicas sharing the database.
 
         SQLite is one machine, so its one process always leads. On PostgreSQL the lead is a session advisory lock:
-        it passes to another replica as soon as the holder's connection ends, including when its process dies.
+        it passes to another replica as soon as the holder's connection ends, including when its process dies, and
+        a reconnected process must win it again like any other replica.
         """
         lock = getattr(self.conn, "try_session_lock", None)
-        if lock is None or name in self._leading:
+        if lock is None:
             return True
+        if name in self._leading:
+            # Finds a connection lost since the last round now, before the leader's work rather than in the middle of it.
+            self.conn.execute("SELECT 1")
+            if self._leading[name] == self.conn.session:
+                return True
+            del self._leading[name]
         if lock(name):
-            self._leading.add(name)
+            self._leading[name] = self.conn.session
         return name in self._leading
 
     @contextmanager

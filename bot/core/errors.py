@@ -60,3 +60,15 @@ class ChatRateLimited(ChatError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class StoreUnavailable(HandoffError):
+    """The database connection is lost and not back yet; the operation did not happen, or its transaction rolled back.
+
+    Transient like ErpUnavailable: callers keep the work queued and retry; `retry_after` is when the next reconnect
+    attempt is due, in seconds.
+    """
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
