@@ -195,6 +195,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE outbox ADD COLUMN claims INTEGER NOT NULL DEFAULT 0;
     """,
+    # 5: escalation chains: how many steps along its chain a stage has been escalated (escalated_at: the latest step).
+    # A stage escalated before chains existed took the first step.
+    """
+    ALTER TABLE stages ADD COLUMN escalation_level INTEGER NOT NULL DEFAULT 0;
+    UPDATE stages SET escalation_level = 1 WHERE escalated_at IS NOT NULL;
+    """,
 )
 
 

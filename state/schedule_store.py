@@ -83,18 +83,20 @@ class ScheduleStore:
         )
         return cursor.rowcount == 1
 
-    def mark_escalated(self, request_id: str, stage: int, now: datetime) -> bool:
+    def mark_escalated(self, request_id: str, stage: int, level: int, now: datetime) -> bool:
+        """True for the one caller that takes the stage from level - 1 to `level`: each step happens once, across replicas."""
         cursor = self.conn.execute(
-            "UPDATE stages SET escalated_at = ? WHERE request_id = ? AND stage = ? AND escalated_at IS NULL",
-            (stamp(now), request_id, stage),
+            "UPDATE stages SET escalation_level = ?, escalated_at = ? WHERE request_id = ? AND stage = ? AND escalation_level = ?",
+            (level, stamp(now), request_id, stage, level - 1),
         )
         return cursor.rowcount == 1
 
-    def is_escalated(self, request_id: str, stage: int) -> bool:
+    def escalation_level(self, request_id: str, stage: int) -> int:
+        """How many steps along its escalation chain the stage is; 0 before its SLA is passed."""
         row = self.conn.execute(
-            "SELECT escalated_at FROM stages WHERE request_id = ? AND stage = ?", (request_id, stage)
+            "SELECT escalation_level FROM stages WHERE request_id = ? AND stage = ?", (request_id, stage)
         ).fetchone()
-        return bool(row and row[0])
+        return row[0] if row else 0
 
     # ---- alerts: one per stall, updated in place
 

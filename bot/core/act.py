@@ -30,7 +30,6 @@ from .models import (
 )
 from . import delegation
 from .route import members, person_for_identity
-from .schedule import may_decide_escalated
 from .view import card_view, role_label
 
 log = logging.getLogger(__name__)
@@ -142,10 +141,11 @@ class Approvals:
                 message=f"You can't approve your own request. {request.reference} stays with "
                 f"{role_label(request.plan.stages[request.stage].role)}.",
             )
-        if not (delegation.may_decide(core, request, person) or may_decide_escalated(core, request, person.key)):
+        if not delegation.may_decide(core, request, person):
+            roles = (request.plan.stages[request.stage].role, *delegation.escalated_roles(core, request))
             return ActionResult(
                 outcome=Outcome.NOT_AN_APPROVER,
-                message=f"Only {role_label(request.plan.stages[request.stage].role)} can decide stage "
+                message=f"Only {' or '.join(role_label(r) for r in roles)} can decide stage "
                 f"{request.stage + 1} of {request.reference}.",
             )
         if any(v.person == person.key for v in core.store.votes(request.id, request.stage)):

@@ -7,6 +7,7 @@ import re
 from datetime import date, datetime, time, timedelta, timezone
 
 from handoff.state import delegation_store
+from handoff.state.schedule_store import ScheduleStore
 
 from .context import Core
 from .effects import Effects
@@ -25,9 +26,18 @@ def active(core: Core) -> dict[str, str]:
     return delegation_store.active(core.store.conn, core.clock.now())
 
 
-def may_decide(core: Core, request: RequestState, person: Person) -> bool:
-    """A reassigned stage belongs to its assignee alone; otherwise the role's members and their active delegates."""
+def escalated_roles(core: Core, request: RequestState) -> tuple[str, ...]:
+    """The roles the current stage has been escalated to so far, in chain order; later roles in the chain not yet."""
     stage = request.plan.stages[request.stage]
+    return stage.escalate_to[:ScheduleStore(core.store).escalation_level(request.id, request.stage)]
+
+
+def may_decide(core: Core, request: RequestState, person: Person) -> bool:
+    """The roles escalated to so far; then a reassigned stage's assignee alone, else the role's members and their delegates."""
+    stage = request.plan.stages[request.stage]
+    # An escalation outranks a reassignment: whoever it reached was asked to decide because the stage stalled.
+    if any(member.key == person.key for role in escalated_roles(core, request) for member in members(core.routing, role)):
+        return True
     assignee = delegation_store.assignee(core.store.conn, request.id, request.stage)
     if assignee is not None:
         return person.key == assignee
@@ -46,9 +56,9 @@ def deciding_stage(core: Core, request: RequestState) -> StagePlan:
 
 
 def candidates(core: Core, request: RequestState) -> list[Person]:
-    """Whom the current stage may be reassigned to: its role's members and its escalation role's, never the requester."""
+    """Whom the current stage may be reassigned to: its role's and its escalation chain's members, never the requester."""
     stage = request.plan.stages[request.stage]
-    roles = [stage.role] + ([stage.escalate_to] if stage.escalate_to else [])
+    roles = [stage.role, *stage.escalate_to]
     found: dict[str, Person] = {}
     for role in roles:
         found.update((p.key, p) for p in members(core.routing, role) if p.key != request.requester)

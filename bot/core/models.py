@@ -7,12 +7,23 @@ import json
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 Source = Literal["odoo", "dataverse"]
 Platform = Literal["slack", "teams"]
+
+
+def _as_chain(value: object) -> object:
+    # One role reads as a one-step chain, so `escalate_to = "x"` and plans stored before chains still load.
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else value
+
+
+# The roles a stalled stage escalates to, one per further SLA period, in order.
+EscalationChain = Annotated[tuple[str, ...], BeforeValidator(_as_chain)]
 
 
 class Frozen(BaseModel):
@@ -129,7 +140,7 @@ class StagePlan(Frozen):
     delivery: Delivery = Delivery.CHANNEL
     channel: str | None = None
     sla_hours: float = 8.0
-    escalate_to: str | None = None
+    escalate_to: EscalationChain = ()
 
 
 class RoutePlan(Frozen):

@@ -10,7 +10,7 @@ from pydantic import AfterValidator, Field, PositiveFloat, PositiveInt, Validati
 
 from .calendar import BusinessCalendar, zone
 from .errors import ConfigError
-from .models import Delivery, Frozen, Person, Platform, Source, StageMode
+from .models import Delivery, EscalationChain, Frozen, Person, Platform, Source, StageMode
 
 ExceptionType = Literal[
     "credit_hold",
@@ -83,7 +83,7 @@ class StageSpec(Frozen):
     deliver: Delivery = Delivery.CHANNEL
     channel: str | None = None
     sla_hours: PositiveFloat | None = None  # None: [defaults] sla_hours
-    escalate_to: str | None = None
+    escalate_to: EscalationChain = ()  # "role" or ["role", "next role", ...]: one step per further SLA period
 
 
 class Rule(Frozen):
@@ -241,11 +241,7 @@ def _check_stage(config: RoutingConfig, at: Locate, i: int, rule: Rule, j: int, 
             f"{at(('rules', i, 'stages', j, 'role'))}: {here} names role '{stage.role}', which is not defined. "
             f"Fix: add [roles.{stage.role}] or use one of: {_known(config.roles)}."
         )
-    if stage.escalate_to is not None and stage.escalate_to not in config.roles:
-        yield (
-            f"{at(('rules', i, 'stages', j, 'escalate_to'))}: {here} escalates to role '{stage.escalate_to}', which is "
-            f"not defined. Fix: add [roles.{stage.escalate_to}] or use one of: {_known(config.roles)}."
-        )
+    yield from _check_chain(config, at(('rules', i, 'stages', j, 'escalate_to')), here, stage)
     if stage.deliver is Delivery.CHANNEL:
         yield from _check_stage_channel(config, at, (i, j), here, stage.channel, platform)
     if stage.mode is StageMode.QUORUM and role is not None:
@@ -260,6 +256,27 @@ def _check_stage(config: RoutingConfig, at: Locate, i: int, rule: Rule, j: int, 
                 f"{at(('rules', i, 'stages', j, 'quorum'))}: {here} needs a quorum of {stage.quorum}, but role "
                 f"'{stage.role}' has only {count} member(s). Fix: lower quorum to at most {count} or add members to [roles.{stage.role}]."
             )
+
+
+def _check_chain(config: RoutingConfig, where: str, here: str, stage: StageSpec) -> Iterator[str]:
+    seen: set[str] = set()
+    for step, role in enumerate(stage.escalate_to, 1):
+        if role not in config.roles:
+            yield (
+                f"{where}: {here} escalates to role '{role}', which is not defined. "
+                f"Fix: add [roles.{role}] or use one of: {_known(config.roles)}."
+            )
+        elif role == stage.role:
+            yield (
+                f"{where}: {here} escalates to its own role '{role}' (step {step}), whose members already hold the stage. "
+                f"Fix: remove '{role}' from escalate_to and name the role above it."
+            )
+        elif role in seen:
+            yield (
+                f"{where}: {here} escalates to role '{role}' twice (step {step} repeats it), so that step would tell "
+                f"nobody new. Fix: list each role once in escalate_to."
+            )
+        seen.add(role)
 
 
 def _check_stage_channel(

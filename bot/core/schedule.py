@@ -1,8 +1,9 @@
-"""The scheduler: reminders at SLA points, escalation past the SLA, stall alerts and the daily digest, from stored due times."""
+"""The scheduler: reminders at SLA points, escalation up a chain, one step per SLA passed, stall alerts and the daily digest, from stored due times."""
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -40,9 +41,10 @@ class Scheduler:
         return sorted({*self.core.routing.defaults.reminders, 1.0})
 
     def fraction(self, step: int) -> float:
-        """The SLA fraction of a step; past the configured points, one more step per SLA, for as long as it waits."""
+        """The SLA fraction of a step; past the configured points, one step at each whole SLA, for as long as it waits."""
         points = self.fractions()
-        return points[step] if step < len(points) else points[-1] + (step - len(points) + 1)
+        # Whole multiples, not last point + n: each one is where the escalation chain takes its next step.
+        return points[step] if step < len(points) else math.floor(points[-1]) + (step - len(points) + 1)
 
     def due_at(self, request: RequestState, stage: StagePlan, started_at: datetime, step: int) -> datetime:
         return calendar_of(self.core, request).add(started_at, self.fraction(step) * stage.sla_hours)
@@ -80,9 +82,9 @@ class Scheduler:
             row = replace(row, step=row.step + 1)  # after downtime only the latest point is worth a reminder, not a burst
         fraction = self.fraction(row.step)
         done = 0
-        if fraction >= 1.0 and self.stalls.stalled(effects, request, now):
-            done += 1
-            done += self._escalate(effects, request, stage, now)
+        if fraction >= 1.0:
+            done += self.stalls.stalled(effects, request, now)
+            done += self._escalate(effects, request, stage, math.floor(fraction), now)
         sent, later = self._remind(effects, request, stage, row, now)
         if later is not None:
             self.due.set_due(request.id, stage.index, later, row.step)  # someone's night: same step, their morning
@@ -132,26 +134,23 @@ class Scheduler:
             "Approve or reject it on its card, or ask for info there."
         )
 
-    def _escalate(self, effects: Effects, request: RequestState, stage: StagePlan, now: datetime) -> int:
-        if stage.escalate_to is None or not self.due.mark_escalated(request.id, stage.index, now):
-            return 0
-        # The escalation role is told personally, whatever the stage's own delivery.
-        escalated = stage.model_copy(update={"role": stage.escalate_to, "delivery": Delivery.DM})
-        targets = targets_for_stage(self.core.routing, request.plan, escalated, {request.requester or ""})
-        for target in targets:
-            effects.post_card(request.id, stage.index, target)
-        self.core.store.log(request.id, Event.STAGE_ESCALATED, "handoff", {
-            "stage": stage.index, "from": stage.role, "to": stage.escalate_to, "sla_hours": stage.sla_hours,
-            "people": [p.key for p in members(self.core.routing, stage.escalate_to)],
-        })
-        effects.update_cards(request.id)
-        log.info("schedule.escalated", extra={"request_id": request.id, "stage": stage.index, "to": stage.escalate_to})
-        return 1
-
-
-def may_decide_escalated(core: Core, request: RequestState, person_key: str) -> bool:
-    """Whether the person belongs to the escalation role of a stage that was escalated."""
-    stage = request.plan.stages[request.stage]
-    if stage.escalate_to is None or not ScheduleStore(core.store).is_escalated(request.id, stage.index):
-        return False
-    return any(p.key == person_key for p in members(core.routing, stage.escalate_to))
+    def _escalate(self, effects: Effects, request: RequestState, stage: StagePlan, level: int, now: datetime) -> int:
+        """Take the stage up its chain to `level` (at most the chain's end), each step recorded once, in order."""
+        steps = 0
+        for step in range(self.due.escalation_level(request.id, stage.index) + 1, min(level, len(stage.escalate_to)) + 1):
+            if not self.due.mark_escalated(request.id, stage.index, step, now):
+                break  # another replica took this step first, and tells everyone itself
+            role, previous = stage.escalate_to[step - 1], (stage.role, *stage.escalate_to)[step - 1]
+            # The escalation role is told personally, whatever the stage's own delivery.
+            escalated = stage.model_copy(update={"role": role, "delivery": Delivery.DM})
+            for target in targets_for_stage(self.core.routing, request.plan, escalated, {request.requester or ""}):
+                effects.post_card(request.id, stage.index, target)
+            self.core.store.log(request.id, Event.STAGE_ESCALATED, "handoff", {
+                "stage": stage.index, "level": step, "from": previous, "to": role, "sla_hours": stage.sla_hours,
+                "people": [p.key for p in members(self.core.routing, role)],
+            })
+            log.info("schedule.escalated", extra={"request_id": request.id, "stage": stage.index, "level": step, "to": role})
+            steps += 1
+        if steps:
+            effects.update_cards(request.id)
+        return steps

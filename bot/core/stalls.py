@@ -17,7 +17,7 @@ from .events import Event
 from .models import Delivery, RequestState, RequestStatus, Target
 from .ports import ChatChannel
 from .route import members, ops_target, targets_for_stage
-from .view import clock_time, role_label
+from .view import clock_time, escalation_note, role_label
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,8 @@ class Stalls:
             f"Where: stage {request.stage + 1} of {len(request.plan.stages)}, {role_label(stage.role)} in {where}; "
             f"held by {', '.join(holders) or 'nobody'}.",
         ]
-        if self.due.is_escalated(request.id, request.stage) and stage.escalate_to:
-            lines.append(f"Escalated to {role_label(stage.escalate_to)}.")
+        if escalated := escalation_note(stage.escalate_to, self.due.escalation_level(request.id, request.stage)):
+            lines.append(escalated)
         posted = {(c.target.platform, c.target.address) for c in core.store.cards(request.id) if c.stage == request.stage}
         own = targets_for_stage(core.routing, request.plan, stage, {request.requester or ""})
         if not any((t.platform, t.address) in posted for t in own):

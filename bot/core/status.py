@@ -12,7 +12,7 @@ from . import delegation
 from .context import Core
 from .models import Person, RequestState, RequestStatus
 from .route import members
-from .view import history, role_label
+from .view import escalation_note, history, role_label
 
 HELP = (
     "Ask me `status <reference>` (for example `status P00042`), a part of a reference, or a vendor name. "
@@ -179,6 +179,9 @@ def describe(core: Core, request: RequestState) -> str:
             f"Stage {request.stage + 1} of {len(request.plan.stages)}: waiting for {role_label(stage.role)} "
             f"({holders(core, request)}) for {_age(stage_started(core, request), now)}."
         )
+        if escalated := delegation.escalated_roles(core, request):
+            names = ", ".join(dict.fromkeys(p.name for role in escalated for p in members(core.routing, role) if p.key != request.requester))
+            lines.append(f"{escalation_note(stage.escalate_to, len(escalated))} They may decide it too: {names or 'nobody'}.")
     else:
         lines.append(f"Status: {request.status.value.replace('_', ' ')}.")
     recent = history(core.store.narrative(request.id), core.name_of)[-3:]

@@ -29,6 +29,24 @@ def role_label(role: str) -> str:
     return role.replace("_", " ").capitalize()
 
 
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def escalation_note(chain: tuple[str, ...], level: int) -> str:
+    """Where a stage stands on its escalation chain, for the stall alert and status answers; "" before the first step."""
+    if level <= 0 or not chain:
+        return ""
+    reached = role_label(chain[min(level, len(chain)) - 1])
+    if len(chain) == 1:
+        return f"Escalated to {reached}."
+    if level < len(chain):
+        return (f"Escalated to {reached} ({ordinal(level)} escalation of {len(chain)}; "
+                f"{role_label(chain[level])} follows if it waits another SLA).")
+    return f"Escalated to {reached} ({ordinal(level)} escalation, the last of its chain; the reminders go on)."
+
+
 def clock_time(at: str | datetime) -> str:
     moment = datetime.fromisoformat(at) if isinstance(at, str) else at
     return moment.strftime("%d %b %H:%M UTC")
@@ -58,7 +76,9 @@ def sentence(entry: Entry, name_of: NameOf) -> str | None:
         case Event.REQUEST_STALLED:
             return f"Stalled: stage {body['stage'] + 1} passed its {body['sla_hours']:g} h SLA waiting for {role_label(body['role'])}"
         case Event.STAGE_ESCALATED:
-            return f"Escalated stage {body['stage'] + 1} to {role_label(body['to'])}"
+            level = body.get("level", 1)
+            step = f" ({ordinal(level)} escalation, from {role_label(body['from'])})" if level > 1 else ""
+            return f"Escalated stage {body['stage'] + 1} to {role_label(body['to'])}{step}"
         case Event.STAGE_COMPLETED:
             return f"Stage {body['stage'] + 1} {body['outcome']}"
         case Event.ERP_UPDATED:
@@ -95,9 +115,12 @@ def headline(
             waiting += f": {approvals} of {stage.quorum} approvals"
         elif stage.mode is StageMode.ALL:
             waiting += f": {approvals} approvals so far, every member must approve"
-        escalated = next((e for e in entries if e.event == Event.STAGE_ESCALATED and e.body.get("stage") == request.stage), None)
-        if escalated is not None:
-            waiting += f" · escalated to {role_label(escalated.body['to'])} after its {escalated.body['sla_hours']:g} h SLA"
+        escalated = [e.body for e in entries if e.event == Event.STAGE_ESCALATED and e.body.get("stage") == request.stage]
+        if escalated:
+            latest = escalated[-1]
+            level, sla = latest.get("level", 1), latest["sla_hours"]
+            waiting += (f" · escalated to {role_label(latest['to'])} after its {sla:g} h SLA" if level == 1 else
+                        f" · escalated to {role_label(latest['to'])} ({ordinal(level)} escalation) after {level} × its {sla:g} h SLA")
         return waiting
     names = ", ".join(f"{name_of(s.decided_by)} (stage {s.stage + 1})" for s in stages if s.decided_by)
     written = any(e.event == Event.ERP_UPDATED for e in entries)

@@ -110,8 +110,8 @@ def test_a_two_stage_plan_takes_sla_and_quorum_from_the_rule_or_the_defaults():
     plan = plan_route(config, facts())
 
     assert [(s.index, s.role, s.mode, s.quorum, s.sla_hours, s.escalate_to) for s in plan.stages] == [
-        (0, "managers", StageMode.QUORUM, 2, 4.0, None),
-        (1, "apac", StageMode.FIRST, 1, 12.0, "managers"),
+        (0, "managers", StageMode.QUORUM, 2, 4.0, ()),
+        (1, "apac", StageMode.FIRST, 1, 12.0, ("managers",)),
     ]
 
 

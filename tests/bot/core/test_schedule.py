@@ -120,7 +120,7 @@ async def test_a_person_outside_the_escalation_role_still_cannot_decide(tmp_path
         await move_to(stack, clock, datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc))
         await stack.click("gus", card, "handoff.approve")
         told = await wait_until(lambda: stack.whispers_to("gus"), what="Gus's refusal")
-        assert told == ["Only Procurement manager can decide stage 1 of P00045."]
+        assert told == ["Only Procurement manager or Finance director can decide stage 1 of P00045."]
 
 
 def dm_routing(tmp_path: Path):
