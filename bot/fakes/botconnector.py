@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-import math
 import secrets
 import time
 from collections import defaultdict, deque
@@ -84,6 +83,7 @@ class FakeBotConnector:
         self._users: dict[str, str] = {}  # MRI -> AAD object id
         self._conversations: set[str] = set()
         self._calls: dict[str, deque[float]] = defaultdict(deque)
+        self.rate_limited_count = 0  # 429s answered
         self._ids = itertools.count(1718364000001)
 
     # ---- what tests arrange and inspect
@@ -194,14 +194,16 @@ class FakeBotConnector:
         return self.clock.now().timestamp()
 
     def _throttled(self, key: str) -> web.Response | None:
+        """A 429 when one more operation on `key` would break any per-thread window; a refused call is not counted."""
         now, calls = self._now(), self._calls[key]
         while calls and calls[0] <= now - THREAD_LIMITS[-1][0]:
             calls.popleft()
         for window, limit in THREAD_LIMITS:
-            recent = [t for t in calls if t > now - window]
-            if len(recent) >= limit:
-                retry_after = max(1, math.ceil(recent[0] + window - now))
-                return _error(429, "Throttled", "Too many requests.", {"Retry-After": str(retry_after)})
+            if sum(1 for t in calls if t > now - window) >= limit:
+                self.rate_limited_count += 1
+                # rate-limit.md documents the status only: no Retry-After, so clients back off on their own.
+                # [UNVERIFIED] the body's code and message.
+                return _error(429, "Throttled", "Too many requests.")
         calls.append(now)
         return None
 

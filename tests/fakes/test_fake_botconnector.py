@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import aiohttp
 import jwt
 import pytest
@@ -72,3 +74,27 @@ async def test_unknown_conversations_and_uninstalled_people_get_teams_error_code
     status, body = await call("POST", f"{fake.url}/v3/conversations", headers=auth,
                               json={"isGroup": False, "members": [{"id": "29:stranger"}], "channelData": {"tenant": {"id": "tenant-1"}}})
     assert (status, body["error"]["code"]) == (403, "ForbiddenOperationException")
+
+
+async def test_sends_to_one_conversation_are_refused_past_each_per_thread_window(clock):
+    with FakeBotConnector(APP_ID, PASSWORD, require_auth=False, clock=clock).serve() as fake:
+        fake.add_conversation("19:busy@thread.tacv2")
+        fake.add_conversation("19:quiet@thread.tacv2")
+        url = f"{fake.url}/v3/conversations/19:busy@thread.tacv2/activities"
+        start = clock.now()
+
+        async def send_at(seconds: float, to: str = url) -> tuple[int, dict]:
+            clock.at = start + timedelta(seconds=seconds)
+            async with aiohttp.ClientSession() as session:
+                async with session.post(to, json={"type": "message", "text": "x"}) as response:
+                    assert "Retry-After" not in response.headers  # rate-limit.md documents none
+                    return response.status, await response.json()
+
+        assert [(await send_at(0))[0] for _ in range(8)] == [201] * 7 + [429]  # 7 in 1 s
+        assert [(await send_at(1.5))[0] for _ in range(2)] == [201, 429]  # 8 in 2 s
+        for n in range(52):  # two a second stays inside both shorter windows, up to 60 in 30 s
+            assert (await send_at(2 + n / 2))[0] == 201
+        assert await send_at(29.9) == (429, {"error": {"code": "Throttled", "message": "Too many requests."}})
+        assert (await send_at(29.9, f"{fake.url}/v3/conversations/19:quiet@thread.tacv2/activities"))[0] == 201
+        assert (await send_at(30.0))[0] == 201, "the first send left the 30 s window"
+        assert fake.rate_limited_count == 3
