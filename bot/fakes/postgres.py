@@ -32,8 +32,30 @@ def reachable(url: str) -> str | None:
 
 def with_search_path(url: str, schema: str) -> str:
     """The URL with libpq's `options` setting the search_path, so every connection of the store lands in `schema`."""
+    return _with_parameter(url, "options", f"-csearch_path={schema}")
+
+
+def with_application_name(url: str, name: str) -> str:
+    """The URL with a libpq `application_name`, so a test can find its own connections among everyone's."""
+    return _with_parameter(url, "application_name", name)
+
+
+def terminate_connections(url: str, application_name: str) -> int:
+    """pg_terminate_backend for every connection opened under `application_name`, as a server restart ends them all.
+
+    Only those: other tests (and other people's test runs) share the server.
+    """
+    with psycopg.connect(url, autocommit=True) as admin:
+        return admin.execute(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name = %s AND pid <> pg_backend_pid()",
+            (application_name,),
+        ).fetchone()[0]
+
+
+def _with_parameter(url: str, key: str, value: str) -> str:
     parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "options"] + [("options", f"-csearch_path={schema}")]
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != key] + [(key, value)]
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
