@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import math
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -20,7 +21,7 @@ from handoff.bot.console import register_console
 from handoff.bot.core.act import Approvals
 from handoff.bot.core.context import Core
 from handoff.bot.core.deliver import Dispatcher
-from handoff.bot.core.errors import BadEvent, ConfigError, IgnoredEvent
+from handoff.bot.core.errors import BadEvent, ConfigError, IgnoredEvent, StoreUnavailable
 from handoff.bot.core.ingest import Ingestor
 from handoff.bot.core.models import SourceEvent
 from handoff.bot.core.ports import Clock, SystemClock
@@ -83,6 +84,9 @@ class Worker:
             try:
                 if await self.run_once():
                     continue
+            except StoreUnavailable as down:
+                # Not a bug: the store logged the loss and reconnects; unclaimed and leased rows wait for a later round.
+                log.warning("worker.store_unavailable", extra={"retry_after_s": round(down.retry_after, 2)})
             except Exception:
                 # A bug must not stop delivery of everything else; the row stays due and is retried.
                 log.exception("worker.error")
@@ -178,14 +182,35 @@ async def teams_messages(request: web.Request) -> web.StreamResponse:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """200 with queue depths; 503 while the database is unreachable, so probes take the replica out of service."""
     store = request.app[CORE].store
     from handoff.state import outbox
 
-    return web.json_response({"status": "ok", "inbox": store.inbox_depth(), "outbox": outbox.depth(store.conn)})
+    try:
+        return web.json_response({"status": "ok", "inbox": store.inbox_depth(), "outbox": outbox.depth(store.conn)})
+    except StoreUnavailable as down:
+        return web.json_response({"status": "down", "database": "unreachable"}, status=503, headers=_retry_after(down))
+
+
+def _retry_after(down: StoreUnavailable) -> dict[str, str]:
+    return {"Retry-After": str(max(1, math.ceil(down.retry_after)))}
+
+
+@web.middleware
+async def store_unavailable(request: web.Request, handler) -> web.StreamResponse:
+    """A request the database couldn't take is answered 503, never 200: ERPs and chat platforms deliver it again."""
+    try:
+        return await handler(request)
+    except StoreUnavailable as down:
+        # The details (which server, why) are in the store's own log lines; the sender only learns to come back.
+        log.warning("http.store_unavailable", extra={"path": request.path, "retry_after_s": round(down.retry_after, 2)})
+        return web.json_response({"error": "The database is unreachable right now; nothing was stored. Retry later."},
+                                 status=503, headers=_retry_after(down))
 
 
 def create_app(settings: Settings, routing: RoutingConfig, clock: Clock | None = None) -> web.Application:
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[webhook_allow_list(networks(settings.webhook_allow_from))])
+    middlewares = [webhook_allow_list(networks(settings.webhook_allow_from)), store_unavailable]
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_lifecycle(routing, clock or SystemClock()))
     app.router.add_post("/webhooks/odoo", odoo_webhook)
@@ -224,7 +249,8 @@ def _lifecycle(routing: RoutingConfig, clock: Clock):
                                         session=slack_session)
                 await _check_slack(client)
                 channels["slack"] = SlackChannel(client)
-                app[SLACK] = slack_handler(build_bolt_app(settings.slack, client, approvals, channels["slack"], core))
+                app[SLACK] = slack_handler(build_bolt_app(settings.slack, client, approvals, channels["slack"], core),
+                                           settings.slack.signing_secret.get_secret_value())
             if settings.teams:
                 channels["teams"] = TeamsChannel(settings.teams, store, approvals, commands=TeamsCommands(core, approvals, store))
                 await channels["teams"].check()

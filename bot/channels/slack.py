@@ -11,6 +11,7 @@ from pydantic import BaseModel, SecretStr
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from handoff.bot.core.context import Core
@@ -254,16 +255,33 @@ def build_bolt_app(settings: SlackSettings, client: AsyncWebClient, approvals: A
     return app
 
 
-def slack_handler(app: AsyncApp):
+def _signed(verifier: SignatureVerifier, body: bytes, headers) -> bool:
+    try:
+        return verifier.is_valid_request(body, dict(headers))
+    except (ValueError, TypeError):
+        # The SDK raises on a timestamp that is not a number, a body that is not UTF-8 and a non-ASCII signature.
+        return False
+
+
+def slack_handler(app: AsyncApp, signing_secret: str):
     """aiohttp handler for /slack/events: events, interactivity and slash commands share it."""
+    verifier = SignatureVerifier(signing_secret)
 
     async def handle(request: web.Request) -> web.Response:
         try:
-            bolt_request = await to_bolt_request(request)
+            body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             log.warning("slack.bad_request", extra={"reason": "too large"})
             return web.json_response({"error": "Slack request body too large."}, status=413)
-        except Exception as error:  # noqa: BLE001 — bolt parses untrusted bytes before any signature check
+        # Signature first (https://api.slack.com/authentication/verifying-requests-from-slack): bolt checks it only
+        # after parsing, so an unsigned body it cannot parse was answered 400 and showed strangers our parser.
+        if not _signed(verifier, body, request.headers):
+            log.warning("slack.unauthorized", extra={"remote": request.remote})
+            return web.json_response({"error": "The request is not signed by Slack with this app's signing secret, "
+                                               "or was signed more than 5 minutes ago."}, status=401)
+        try:
+            bolt_request = await to_bolt_request(request)
+        except Exception as error:  # noqa: BLE001 — bolt parses the signed bytes before any listener runs
             # Garbage (a JSON list, broken JSON in `payload`) must be a 400, not a 500.
             log.warning("slack.bad_request", extra={"reason": type(error).__name__})
             return web.json_response({"error": "Unreadable Slack request body."}, status=400)
