@@ -1,15 +1,16 @@
-"""How the benchmark sees work finish without polling: card posts at the fake Slack, decisions in Handoff's log lines."""
+"""How the benchmark sees work finish from outside Handoff, without polling: what the fakes of Slack, the Bot
+Connector and Odoo receive from it."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import json
 import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiohttp import web
 from handoff.bot.fakes.odoo import FakeOdoo
 from handoff.bot.fakes.slack import FakeSlack
 
@@ -17,6 +18,7 @@ from .routing import amount_for
 
 # Bench orders are named BX000001…: distinct from the demo's P000xx, and easy to find in a card's text.
 REFERENCE = re.compile(r"BX\d{6}")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def reference(number: int) -> str:
@@ -27,17 +29,24 @@ class _Waiters:
     """Futures keyed by name, resolved with (time.perf_counter(), detail) when the awaited thing happens."""
 
     def __init__(self) -> None:
-        self._waiting: dict[str, asyncio.Future] = {}
+        self._waiting: dict[Any, asyncio.Future] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    def expect(self, key: str) -> asyncio.Future:
-        future = asyncio.get_running_loop().create_future()
+    def expect(self, key: Any) -> asyncio.Future:
+        self._loop = asyncio.get_running_loop()
+        future = self._loop.create_future()
         self._waiting[key] = future
         return future
 
-    def resolve(self, key: str, detail: Any = None) -> None:
+    def resolve(self, key: Any, detail: Any = None, at: float | None = None) -> None:
         future = self._waiting.pop(key, None)
         if future is not None and not future.done():
-            future.set_result((time.perf_counter(), detail))
+            future.set_result((at or time.perf_counter(), detail))
+
+    def resolve_from_thread(self, key: Any, detail: Any = None) -> None:
+        """For fakes served on their own thread: the moment is taken there, the future is resolved on the bench's loop."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.resolve, key, detail, time.perf_counter())
 
 
 class PostWatch(list, _Waiters):
@@ -61,32 +70,37 @@ class PostWatch(list, _Waiters):
         return watch
 
 
-class DecisionWatch(logging.Handler, _Waiters):
-    """Resolves when Approvals logs `action.handled` for a request: the decision is in the log by then."""
+class TeamsPostWatch(_Waiters):
+    """A middleware for the fake Bot Connector: resolves a reference with (conversation, activity id) when a new card
+    naming it is stored (POST .../activities answered 201, not a reply)."""
 
-    def __init__(self) -> None:
-        logging.Handler.__init__(self, logging.INFO)
-        _Waiters.__init__(self)
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        if request.method == "POST" and "activity" not in request.match_info and response.status == 201 and "conversation" in request.match_info:
+            sent = await request.json()
+            found = REFERENCE.search(json.dumps(sent.get("attachments") or []))
+            if found:
+                stored = json.loads(response.body)
+                self.resolve_from_thread(found.group(0), (request.match_info["conversation"], stored["id"]))
+        return response
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.getMessage() == "action.handled":
-            self.resolve(getattr(record, "request_id", ""), getattr(record, "outcome", None))
 
-    @classmethod
-    @contextmanager
-    def installed(cls) -> Iterator[DecisionWatch]:
-        logger = logging.getLogger("handoff.bot.core.act")
-        watch, level, propagate = cls(), logger.level, logger.propagate
-        logger.addHandler(watch)
-        # Only this logger goes to INFO, and not on to the root: the bench measures Handoff, not log formatting.
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-        try:
-            yield watch
-        finally:
-            logger.removeHandler(watch)
-            logger.setLevel(level)
-            logger.propagate = propagate
+class WriteBackWatch(_Waiters):
+    """A middleware for the fake Odoo: resolves an order id when Handoff's `button_approve` for it was answered 200,
+    the decision written back as the ERP's user would see it."""
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        if response.status == 200 and request.path == "/json/2/purchase.order/button_approve":
+            for order_id in (await request.json()).get("ids") or []:
+                self.resolve(order_id)
+        return response
+
+    def install(self, odoo: FakeOdoo) -> WriteBackWatch:
+        odoo.app.middlewares.append(self.middleware)
+        return self
 
 
 class Shelf:

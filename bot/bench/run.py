@@ -1,4 +1,4 @@
-"""One benchmark run: every scenario in order, on loopback, with a line of progress per scenario and level."""
+"""One benchmark run: every scenario for each state backend, on loopback, with a line of progress per scenario and level."""
 
 from __future__ import annotations
 
@@ -6,21 +6,29 @@ import os
 import platform
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from handoff.bot.fakes.stack import local_stack
+import psycopg
+from handoff.bot.fakes.postgres import scratch_schema
+from handoff.state.pg import redacted
 
 from . import ceiling, memory, stall
-from .flows import Flows, teams_status
+from .flows import MEASURED, Flows
 from .load import Run
-from .observe import DecisionWatch
-from .report import POSTGRES, targets
+from .report import targets
 from .routing import write_routing
+from .served import handoff_process
 
 LEVELS = (1, 8, 32)
+BACKENDS = ("sqlite", "postgresql")
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+Progress = Callable[[str], None]
+# A fresh, empty database for one named use: a SQLite file, or a PostgreSQL URL whose search_path is a new schema.
+Fresh = Callable[[str], AbstractContextManager[str | Path]]
 
 
 @dataclass(frozen=True)
@@ -32,10 +40,34 @@ class Options:
     memory_requests: int = 100_000
     max_requests: int = 20_000  # per level: a cap so a fast machine cannot run a level forever
     quick: bool = False
+    backends: tuple[str, ...] = BACKENDS
+    postgres: str = POSTGRES
 
     @classmethod
     def quick_run(cls, duration_s: float | None = None) -> Options:
         return cls(duration_s=duration_s or 2.0, stall_rows=10_000, memory_requests=2_000, quick=True)
+
+
+def unavailable(backend: str, options: Options) -> str | None:
+    """Why `backend` cannot run here (a "skipped: …" sentence for the output), or None when it can."""
+    if backend not in options.backends:
+        return "skipped: not asked for (--backends)"
+    if backend == "postgresql":
+        try:
+            psycopg.connect(options.postgres, connect_timeout=3).close()
+        except psycopg.Error as error:
+            return (f"skipped: no PostgreSQL at {redacted(options.postgres)} ({str(error).strip().splitlines()[0]}); "
+                    "start one or name it with --database postgresql://…")
+    return None
+
+
+def _fresh(backend: str, workdir: Path, postgres: str) -> Fresh:
+    @contextmanager
+    def sqlite(name: str) -> Iterator[Path]:
+        yield workdir / f"{backend}-{name}.db"
+
+    # A schema of its own per use, dropped afterwards: tests running on the same database are never touched.
+    return sqlite if backend == "sqlite" else lambda name: scratch_schema(postgres)
 
 
 def _with_ratio(run: Run, base: Run, latency: str) -> dict:
@@ -45,46 +77,93 @@ def _with_ratio(run: Run, base: Run, latency: str) -> dict:
     return level
 
 
-async def run_bench(options: Options, progress: Callable[[str], None] = print) -> dict:
-    """Run every scenario and return the result (figures, targets, what could not be measured and why)."""
+def _wanted(options: Options, per_s: float) -> int:
+    # As many cards as a click level could approve in its time at `per_s`, and some spare.
+    return min(options.max_requests, int(per_s * options.duration_s * 1.5) + 20)
+
+
+async def _slack(backend: str, fresh: Fresh, workdir: Path, options: Options, progress: Progress) -> tuple[dict, dict[int, Run]]:
+    """Ceiling and event → card, level by level, then Slack click → ack; Handoff and the ceiling each in a process."""
+    with fresh("slack") as database, fresh("ceiling") as bare_database:
+        async with handoff_process(workdir, database, "slack", f"{backend}-slack") as served, \
+                ceiling.ceiling_process(workdir, bare_database, served.slack_url, served.slack.token) as bare:
+            flows = Flows(served)
+            sample = served.odoo.webhook_body(served.shelf.add()[0])
+            floors, cards, clicks = {}, [], []
+            for level in LEVELS:
+                floors[level] = await ceiling.measure(served.http, bare, sample, level, options.duration_s, options.max_requests,
+                                                      served.slack.messages)
+                progress(f"{backend:<10} ceiling          c={level:<2} {floors[level].summary()['per_s']:>8} /s")
+                run = await flows.event_to_card(level, options.duration_s, options.max_requests)
+                cards.append(_with_ratio(run, floors[level], "card"))
+                progress(f"{backend:<10} event→card       c={level:<2} {cards[-1]['per_s']:>8} /s  p99 {cards[-1]['card_p99_ms']} ms")
+            for level, card in zip(LEVELS, cards, strict=True):
+                run = await flows.click_to_ack(level, options.duration_s, _wanted(options, card["per_s"]))
+                clicks.append(_with_ratio(run, floors[level], "ack"))
+                progress(f"{backend:<10} slack click→ack  c={level:<2} {clicks[-1]['per_s']:>8} /s  p99 {clicks[-1].get('ack_p99_ms')} ms")
+    insert = "one SQLite WAL insert" if backend == "sqlite" else "one PostgreSQL INSERT (autocommit)"
+    return {
+        "ceiling": {"what": f"bare aiohttp handler in its own process: {insert}, one chat.postMessage to the same fake",
+                    "levels": [floors[level].summary() for level in LEVELS]},
+        "event_to_card": {"what": MEASURED["card"], "levels": cards},
+        "click_to_ack": {"what": f"Slack: {MEASURED['ack']}; decided: {MEASURED['decided']}", "levels": clicks},
+    }, floors
+
+
+async def _teams(backend: str, fresh: Fresh, workdir: Path, options: Options, progress: Progress, floors: dict[int, Run],
+                 slack_clicks: list[dict]) -> dict:
+    """Teams click → ack against Handoff configured for Teams, as many clicks as Slack's levels took; cards are made
+    first, unmeasured."""
+    clicks = []
+    with fresh("teams") as database:
+        async with handoff_process(workdir, database, "teams", f"{backend}-teams") as served:
+            flows = Flows(served)
+            for level, slack in zip(LEVELS, slack_clicks, strict=True):
+                run = await flows.click_to_ack(level, options.duration_s, _wanted(options, slack["per_s"]))
+                clicks.append(_with_ratio(run, floors[level], "ack"))
+                progress(f"{backend:<10} teams click→ack  c={level:<2} {clicks[-1]['per_s']:>8} /s  p99 {clicks[-1].get('ack_p99_ms')} ms")
+    return {"what": f"Teams: {MEASURED['ack']} (the answer carries the updated card); decided: {MEASURED['decided']}",
+            "levels": clicks}
+
+
+async def _backend(backend: str, workdir: Path, options: Options, progress: Progress) -> dict:
+    fresh = _fresh(backend, workdir, options.postgres)
+    scenarios, floors = await _slack(backend, fresh, workdir, options, progress)
+    scenarios["teams_click_to_ack"] = await _teams(backend, fresh, workdir, options, progress, floors, scenarios["click_to_ack"]["levels"])
+    progress(f"{backend:<10} stall scan       {options.stall_rows:,} open requests…")
+    with fresh("stall") as database:
+        scenarios["stall_scan"] = await stall.measure(database, write_routing(workdir / "stall-routing.toml"), options.stall_rows)
+    progress(f"{backend:<10} memory           {options.memory_requests:,} requests through `handoff serve`…")
+    with fresh("memory") as database:
+        scenarios["memory"] = await memory.measure(workdir, database, options.memory_requests, progress)
+    return scenarios
+
+
+async def run_bench(options: Options, progress: Progress = print) -> dict:
+    """Run every scenario on each backend and return the result (figures, targets, what was skipped and why)."""
     result: dict = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform()},
-        "quick": options.quick, "duration_s": options.duration_s, "levels": list(LEVELS),
-        "backends": {"sqlite": "measured", "postgresql": POSTGRES},
-        "scenarios": {},
+        "quick": options.quick, "duration_s": options.duration_s, "levels": list(LEVELS), "measured": MEASURED,
+        "ratios": "each backend's figures are ratios of the ceiling measured with the same backend in the same run",
+        "backends": {},
     }
-    scenarios = result["scenarios"]
     with tempfile.TemporaryDirectory(prefix="handoff-bench-") as work:
-        workdir = Path(work)
-        routing = write_routing(workdir / "bench-routing.toml")
-        with DecisionWatch.installed() as decisions:
-            async with local_stack(workdir / "handoff.db", routing=routing) as stack, ceiling.ceiling(stack, workdir / "ceiling.db") as bare:
-                flows = Flows(stack, decisions)
-                sample = stack.odoo.webhook_body(flows.shelf.add()[0])
-                floors, cards, clicks = {}, [], []
-                for level in LEVELS:
-                    floors[level] = await ceiling.measure(stack, bare, sample, level, options.duration_s, options.max_requests)
-                    progress(f"ceiling      c={level:<2} {floors[level].summary()['per_s']:>8} /s")
-                    run = await flows.event_to_card(level, options.duration_s, options.max_requests)
-                    cards.append(_with_ratio(run, floors[level], "card"))
-                    progress(f"event→card   c={level:<2} {cards[-1]['per_s']:>8} /s  p99 {cards[-1]['card_p99_ms']} ms")
-                for level in LEVELS:
-                    # As many cards as this level could click in its time at the event→card rate, and some spare.
-                    wanted = min(options.max_requests, int(next(c for c in cards if c["concurrency"] == level)["per_s"] * options.duration_s * 1.5) + 20)
-                    run = await flows.click_to_ack(level, options.duration_s, wanted)
-                    clicks.append(_with_ratio(run, floors[level], "ack"))
-                    progress(f"click→ack    c={level:<2} {clicks[-1]['per_s']:>8} /s  p99 {clicks[-1].get('ack_p99_ms')} ms")
-                scenarios["ceiling"] = {"what": "bare aiohttp handler: one SQLite WAL insert, one chat.postMessage to the same fake",
-                                        "levels": [floors[level].summary() for level in LEVELS]}
-                scenarios["event_to_card"] = {"what": "Odoo webhook POST until the fake Slack receives the card's chat.postMessage",
-                                              "levels": cards}
-                scenarios["click_to_ack"] = {"what": "signed Slack block_actions: HTTP answer (ack), then the decision in the log "
-                                                     "(the drift check against the fake Odoo included)",
-                                             "levels": clicks, "teams": teams_status(stack.app)}
-        progress(f"stall scan   {options.stall_rows:,} open requests…")
-        scenarios["stall_scan"] = await stall.measure(workdir / "stall.db", routing, options.stall_rows)
-        progress(f"memory       {options.memory_requests:,} requests through `handoff serve`…")
-        scenarios["memory"] = await memory.measure(workdir, options.memory_requests, progress)
-    result["targets"] = targets(result)
+        for backend in BACKENDS:
+            skipped = unavailable(backend, options)
+            if skipped:
+                progress(f"{backend:<10} {skipped}")
+                result["backends"][backend] = {"status": skipped, "scenarios": {}, "targets": []}
+                continue
+            scenarios = await _backend(backend, Path(work), options, progress)
+            result["backends"][backend] = {"status": "measured", "scenarios": scenarios, "targets": targets(scenarios)}
     return result
+
+
+def parse_backends(text: str) -> tuple[str, ...]:
+    """`--backends sqlite,postgresql` as a tuple, or a ValueError naming the unknown one and the choices."""
+    chosen: Sequence[str] = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in chosen if name not in BACKENDS]
+    if unknown or not chosen:
+        raise ValueError(f"unknown backend {', '.join(unknown) or '(none given)'}: choose from {', '.join(BACKENDS)}, comma-separated")
+    return tuple(chosen)

@@ -1,4 +1,4 @@
-"""Scenario 3, the stall scan: one scheduler tick over many open requests in the SQLite store, a share of them due."""
+"""Scenario 3, the stall scan: one scheduler tick over many open requests in the store (SQLite or PostgreSQL), a share of them due."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def _timed(work) -> float:
     return round((time.perf_counter() - begin) * 1000, 2)
 
 
-async def measure(database: Path, routing: RoutingConfig, rows: int, due_share: float = 0.01) -> dict:
+async def measure(database: str | Path, routing: RoutingConfig, rows: int, due_share: float = 0.01) -> dict:
     """Seed a fresh store, time the due query, then one scheduler tick if the scheduler can be built."""
     now = datetime.now(UTC)
     store = Store(database, SystemClock())
