@@ -109,6 +109,7 @@ class Connection:
         self._now = now
         self._backoff = backoff
         self._id_tables: frozenset[str] = frozenset()
+        self._schema: str | None = None
         self._in_transaction = False
         self._transaction_lost = False
         self._closed = False
@@ -153,14 +154,21 @@ class Connection:
 
     def xact_lock(self, name: str) -> None:
         """Hold an advisory lock until the current transaction ends, serializing writers of one resource."""
-        self.execute("SELECT pg_advisory_xact_lock(?)", (lock_key(name),))
+        self.execute("SELECT pg_advisory_xact_lock(?)", (self._lock_key(name),))
 
     def try_session_lock(self, name: str) -> bool:
         """Take an advisory lock held until this session ends (see `session`), without waiting."""
-        return bool(self.execute("SELECT pg_try_advisory_lock(?)", (lock_key(name),)).fetchone()[0])
+        return bool(self.execute("SELECT pg_try_advisory_lock(?)", (self._lock_key(name),)).fetchone()[0])
 
     def release_session_lock(self, name: str) -> None:
-        self.execute("SELECT pg_advisory_unlock(?)", (lock_key(name),))
+        self.execute("SELECT pg_advisory_unlock(?)", (self._lock_key(name),))
+
+    def _lock_key(self, name: str) -> int:
+        # Advisory locks are database-wide but Handoff's tables live in a schema: two Handoffs (or test runs) in one
+        # database, each in its own schema, must not take each other's scheduler lead.
+        if self._schema is None:
+            self._schema = self.execute("SELECT current_schema()").fetchone()[0] or ""
+        return lock_key(f"{self._schema}.{name}")
 
     def refresh_tables(self) -> None:
         """Remember which tables have a generated `id`, so inserts into them report lastrowid."""

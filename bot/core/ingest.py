@@ -12,7 +12,7 @@ from .context import Core
 from .lanes import in_lanes
 from .effects import Effects
 from .enrich import build_packet, enrich, read_record
-from .errors import ErpError, HandoffError, RecordNotFound
+from .errors import ErpError, HandoffError, RecordNotFound, StoreUnavailable
 from .events import Event
 from .models import ErpRecord, RequestState, RoutePlan, SourceEvent
 from .outage import Outage
@@ -83,6 +83,9 @@ class Ingestor:
             note, request_id = await self.process(event)
         except RecordNotFound as error:
             note, request_id = f"record not found: {error}", None
+        except StoreUnavailable:
+            # Not this event's fault: it stays leased and comes back whole once the database does, with no alert.
+            raise
         except HandoffError as error:
             # Unexpected but ours (a config gap, say): keep the event, retry later, and tell a human once.
             log.error("ingest.failed", extra={"ref": event.ref.key, "error": str(error)})

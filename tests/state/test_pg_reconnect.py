@@ -138,3 +138,14 @@ def test_while_the_server_is_away_statements_fail_fast_and_resume_once_it_is_bac
         assert pending(store) == ["odoo:1:a", "odoo:2:a"]
         assert logged(caplog) == ["store.connection_lost", "store.reconnect_failed", "store.reconnected"]
     assert all(PASSWORD not in str(vars(record)) for record in caplog.records)
+
+
+def test_handoffs_in_two_schemas_of_one_database_each_have_their_own_leader(named, clock):
+    # Advisory locks span the database; the lead must not, or one deployment (or test run) starves another's scheduler.
+    here, _ = named(clock)
+    with scratch_schema(SERVER) as elsewhere:
+        there = Store(elsewhere, clock)
+        try:
+            assert here.try_lead("scheduler") and there.try_lead("scheduler")
+        finally:
+            there.close()
