@@ -38,6 +38,22 @@ def escape_mrkdwn(text: str) -> str:
     return _SLACK_QUOTE.sub("\\1\u00ad\\2", escaped)
 
 
+# A code span in Handoff's own message text: a command to type, such as `/handoff status P00042`.
+_CODE_SPAN = re.compile(r"`([^`\n]+)`")
+
+
+def mrkdwn_message(text: str) -> str:
+    """Handoff's own message text for Slack: its `code` spans stay code, everything else is shown as typed.
+
+    Only the template may hold backticks: values from the ERP or from people are made inert where the text is composed
+    (core.view.inert), so every backtick left here is ours. `&`, `<` and `>` are escaped inside spans too, since
+    Slack reads `<!channel>` before it reads code.
+    """
+    parts = _CODE_SPAN.split(text)
+    # split() alternates text outside spans (even indexes) with span contents (odd indexes).
+    return "".join(f"`{part.translate(_SLACK_CONTROL)}`" if i % 2 else escape_mrkdwn(part) for i, part in enumerate(parts))
+
+
 def slack_link(url: str | None, label: str) -> str:
     """A mrkdwn link to an http(s) URL with an escaped label; just the label when the URL is anything else."""
     if not url or urlsplit(url).scheme.lower() not in {"http", "https"}:

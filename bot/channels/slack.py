@@ -21,7 +21,7 @@ from handoff.bot.core.effects import Effects
 from handoff.bot.core.models import Action, ActionResult, CardView, ChatIdentity, Outcome, PostedCard, Target, Verb
 from handoff.bot.core.ports import Approvals
 from handoff.cards import blockkit
-from handoff.cards.escape import escape_mrkdwn
+from handoff.cards.escape import mrkdwn_message
 
 log = logging.getLogger(__name__)
 
@@ -116,26 +116,26 @@ class SlackChannel:
         await self.call("chat.update", channel=posted.conversation, ts=posted.message_id, text=text, blocks=blocks)
 
     async def post_thread(self, posted: PostedCard, text: str, mention: str | None = None) -> None:
-        body = escape_mrkdwn(text)
+        body = mrkdwn_message(text)
         if mention:
             body = f"<@{mention}> {body}"
         await self.call("chat.postMessage", channel=posted.conversation, thread_ts=posted.message_id, text=body)
 
     async def notify(self, target: Target, text: str) -> None:
-        await self.call("chat.postMessage", channel=await self._conversation(target), text=escape_mrkdwn(text))
+        await self.call("chat.postMessage", channel=await self._conversation(target), text=mrkdwn_message(text))
 
     async def post_alert(self, target: Target, text: str) -> tuple[str, str]:
         """Post a stall alert; (channel, ts) is what chat.update needs to edit it later."""
-        sent = await self.call("chat.postMessage", channel=await self._conversation(target), text=escape_mrkdwn(text))
+        sent = await self.call("chat.postMessage", channel=await self._conversation(target), text=mrkdwn_message(text))
         return sent["channel"], sent["ts"]
 
     async def update_alert(self, conversation: str, message_id: str, text: str) -> None:
         # chat.update takes the channel id and ts chat.postMessage returned (https://api.slack.com/methods/chat.update).
-        await self.call("chat.update", channel=conversation, ts=message_id, text=escape_mrkdwn(text))
+        await self.call("chat.update", channel=conversation, ts=message_id, text=mrkdwn_message(text))
 
     async def whisper(self, channel: str, user: str, text: str) -> None:
         """A private reply to one person in a channel (ephemeral): refusals, confirmations."""
-        await self.call("chat.postEphemeral", channel=channel, user=user, text=escape_mrkdwn(text))
+        await self.call("chat.postEphemeral", channel=channel, user=user, text=mrkdwn_message(text))
 
 
 def parse_binding(value: str) -> tuple[str, int, int]:
@@ -228,10 +228,10 @@ def build_bolt_app(settings: SlackSettings, client: AsyncWebClient, approvals: A
             return  # Slack retried a delivery we already answered
         text, blocks = commands.reply(core, approvals, event["user"], event.get("text", "").split(">", 1)[-1])
         if blocks:  # a working inbox is for its owner alone: ephemeral, not in the channel's thread
-            await channel.call("chat.postEphemeral", channel=event["channel"], user=event["user"], text=escape_mrkdwn(text), blocks=blocks)
+            await channel.call("chat.postEphemeral", channel=event["channel"], user=event["user"], text=mrkdwn_message(text), blocks=blocks)
             return
         await channel.call("chat.postMessage", channel=event["channel"], thread_ts=event.get("thread_ts") or event["ts"],
-                            text=escape_mrkdwn(text))
+                            text=mrkdwn_message(text))
 
     @app.event("message")
     async def on_message(body, event):
@@ -239,7 +239,7 @@ def build_bolt_app(settings: SlackSettings, client: AsyncWebClient, approvals: A
             return
         if event.get("channel_type") == "im":
             text, blocks = commands.reply(core, approvals, event["user"], event.get("text", ""))
-            await channel.call("chat.postMessage", channel=event["channel"], text=escape_mrkdwn(text), **({"blocks": blocks} if blocks else {}))
+            await channel.call("chat.postMessage", channel=event["channel"], text=mrkdwn_message(text), **({"blocks": blocks} if blocks else {}))
             return
         thread = event.get("thread_ts")
         request_id = core.store.request_for_message(event["channel"], thread) if thread else None

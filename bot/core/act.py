@@ -30,7 +30,7 @@ from .models import (
 )
 from . import delegation
 from .route import members, person_for_identity
-from .view import card_view, role_label
+from .view import card_view, inert, role_label
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ class Approvals:
         with core.store.transaction() as conn:
             core.store.log(request.id, Event.INFO_REQUESTED, person.key, {"question": question, "stage": request.stage})
             effects = Effects(conn, now)
-            effects.thread(request.id, f"{person.name} asks: {question}", mention=requester.key if requester else None)
+            effects.thread(request.id, f"{person.name} asks: {inert(question)}", mention=requester.key if requester else None)
             effects.update_cards(request.id)
         core.wake()
         who = requester.name if requester else "the requester"

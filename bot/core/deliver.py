@@ -22,6 +22,7 @@ from .ports import ChatChannel, FindsCards
 from .retry import Backoff
 from .route import ops_target
 from .tell import what_changed
+from .view import inert
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ class Dispatcher:
             platform = self._platform(item)
             Effects(conn, core.clock.now()).notify(
                 ops_target(core.routing, platform),
-                f"A {item.kind.replace('_', ' ')} for {self._reference(item)} failed and was set aside: {error}. "
+                f"A {item.kind.replace('_', ' ')} for {inert(self._reference(item))} failed and was set aside: {inert(error)}. "
                 f"Fix the cause, then run `handoff outbox retry {item.id}` (or drop it with a reason).",
                 item.request_id,
             )

@@ -17,7 +17,7 @@ from .events import Event
 from .models import Delivery, RequestState, RequestStatus, Target
 from .ports import ChatChannel
 from .route import members, ops_target, targets_for_stage
-from .view import clock_time, escalation_note, role_label
+from .view import clock_time, escalation_note, inert, role_label
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +73,12 @@ class Stalls:
         """What is stuck, where, for how long, who holds it, and the next action."""
         core, stage = self.core, request.plan.stages[request.stage]
         record, started = request.packet.record, self._started(request, request.stage)
+        reference = inert(record.reference)
         waited = calendar_of(core, request).hours_between(started, now)
         holders = [p.name for p in members(core.routing, stage.role) if p.key != request.requester]
         where = f"#{stage.channel}" if stage.delivery is Delivery.CHANNEL else "their DMs"
         lines = [
-            f"Stalled: {record.reference} ({record.vendor}, {record.amount:,.2f} {record.currency}) has waited "
+            f"Stalled: {reference} ({inert(record.vendor)}, {record.amount:,.2f} {inert(record.currency)}) has waited "
             f"{waited:.0f} business hours (SLA {stage.sla_hours:g} h) since {clock_time(started)}, "
             f"{_span(now - started)} in all.",
             f"Where: stage {request.stage + 1} of {len(request.plan.stages)}, {role_label(stage.role)} in {where}; "
@@ -93,7 +94,7 @@ class Stalls:
                 f"'{stage.role}' in the routing config (`handoff routes check`), or retry the post (`handoff outbox list`)."
             )
         else:
-            lines.append(f"Next: approve, ping or reassign — `/handoff status {record.reference}`.")
+            lines.append(f"Next: approve, ping or reassign — `/handoff status {reference}`.")
         return "\n".join(lines)
 
     # ---- the scan: age open alerts, resolve what moved, open the ones for failed deliveries
@@ -130,7 +131,7 @@ class Stalls:
                 return "the request is gone."
             where = (f"now at stage {request.stage + 1}, {role_label(request.plan.stages[request.stage].role)}"
                      if request.status is RequestStatus.OPEN else request.status.value.replace("_", " "))
-            return f"{request.reference} moved on ({where})."
+            return f"{inert(request.reference)} moved on ({where})."
         return {"dead": f"dead letter #{key} was retried or dropped.", "failed": "the request left the failed state.",
                 "write": f"the write-back (outbox #{key}) went through or was set aside."}[kind]
 
@@ -141,24 +142,24 @@ class Stalls:
         for item in outbox.items(store.conn, "dead"):
             found.append((f"dead:{item.id}", item.request_id,
                           f"Dead letter #{item.id}: a {item.kind.replace('_', ' ')} for {self._reference(item.request_id)} "
-                          f"failed and was set aside: {item.last_error}.\nNext: fix the cause, then "
+                          f"failed and was set aside: {inert(item.last_error)}.\nNext: fix the cause, then "
                           f"`handoff outbox retry {item.id}` (or `handoff outbox drop {item.id}` with a reason)."))
         for request in store.requests_by_status(RequestStatus.FAILED):
             error = next((e.body.get("error") for e in reversed(store.narrative(request.id)) if e.event == Event.ERP_WRITE_FAILED), None)
-            erp = request.ref.source.capitalize()
+            erp, reference = request.ref.source.capitalize(), inert(request.reference)
             found.append((f"failed:{request.id}", request.id,
-                          f"Write-back failed: {request.reference} was decided here but {erp} refused it: {error}.\n"
-                          f"Next: fix the record in {erp} and decide it there, or `/handoff status {request.reference}` for the story."))
+                          f"Write-back failed: {reference} was decided here but {erp} refused it: {inert(error)}.\n"
+                          f"Next: fix the record in {erp} and decide it there, or `/handoff status {reference}` for the story."))
         for item_id, request_id, attempts, error in self.due.stuck_writes(STUCK_WRITE_ATTEMPTS):
             found.append((f"write:{item_id}", request_id,
                           f"Write-back keeps failing: {self._reference(request_id)} has failed {attempts} times "
-                          f"(last: {error}); Handoff keeps retrying.\nNext: check that the ERP is reachable and its "
+                          f"(last: {inert(error)}); Handoff keeps retrying.\nNext: check that the ERP is reachable and its "
                           f"credentials work; `handoff outbox list` shows item #{item_id}."))
         return found
 
     def _reference(self, request_id: str | None) -> str:
         request = self.core.store.get_request(request_id) if request_id else None
-        return request.reference if request else "an alert"
+        return inert(request.reference) if request else "an alert"
 
     # ---- delivery of alerts: posted once, then edited in place
 
@@ -210,7 +211,7 @@ class Stalls:
                 return 0
             total = sum(count for _, _, count, _ in rows)
             lines = [f"Daily exception aging: {total} open request(s)."]
-            lines += [f"• {unit or 'no business unit'} · {kind or 'no exception'}: {count} open, oldest waiting "
+            lines += [f"• {inert(unit or 'no business unit')} · {inert(kind or 'no exception')}: {count} open, oldest waiting "
                       f"{_span(now - oldest)}" for unit, kind, count, oldest in rows]
             lines.append("Ask `/handoff status <reference>` for any of them.")
             Effects(conn, now).notify(ops_target(self.core.routing, self.core.routing.defaults.platform), "\n".join(lines))

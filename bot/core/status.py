@@ -12,7 +12,7 @@ from . import delegation
 from .context import Core
 from .models import Person, RequestState, RequestStatus
 from .route import members
-from .view import escalation_note, history, role_label
+from .view import escalation_note, history, inert, role_label
 
 HELP = (
     "Ask me `status <reference>` (for example `status P00042`), a part of a reference, or a vendor name. "
@@ -93,12 +93,12 @@ def answer(core: Core, person: Person | None, text: str) -> str:
     if not found:
         found = [r for r in _by_vendor(core, query) if may_see(core, person, r)]
     if not found:
-        return (f"No request you can see matches “{query}”. Try the full reference (e.g. `status P00042`), "
+        return (f"No request you can see matches “{inert(query)}”. Try the full reference (e.g. `status P00042`), "
                 "the last digits of it, or a vendor name; `pending` lists what waits for you.")
     if len(found) > 1:
-        picks = "\n".join(f"• {r.reference} — {r.packet.record.vendor}, {r.packet.record.amount:,.2f} "
-                          f"{r.packet.record.currency} ({r.status.value.replace('_', ' ')})" for r in found[:PICKS])
-        return f"Several requests match “{query}”. Which one? Ask `status <reference>`:\n{picks}"
+        picks = "\n".join(f"• {inert(r.reference)} — {inert(r.packet.record.vendor)}, {r.packet.record.amount:,.2f} "
+                          f"{inert(r.packet.record.currency)} ({r.status.value.replace('_', ' ')})" for r in found[:PICKS])
+        return f"Several requests match “{inert(query)}”. Which one? Ask `status <reference>`:\n{picks}"
     return describe(core, found[0])
 
 
@@ -132,7 +132,7 @@ def line(core: Core, request: RequestState) -> str:
     """One request in a list: reference, vendor, amount, stage, waiting time."""
     record = request.packet.record
     waited = _age(stage_started(core, request), core.clock.now())
-    return (f"{request.reference} — {record.vendor}, {record.amount:,.2f} {record.currency}; "
+    return (f"{inert(request.reference)} — {inert(record.vendor)}, {record.amount:,.2f} {inert(record.currency)}; "
             f"stage {request.stage + 1} of {len(request.plan.stages)}, waiting {waited}")
 
 
@@ -172,7 +172,7 @@ def describe(core: Core, request: RequestState) -> str:
     """One request's status: stage, holders, waiting time, the last three events and the record link."""
     now = core.clock.now()
     record = request.packet.record
-    lines = [f"{request.reference} — {record.vendor}, {record.amount:,.2f} {record.currency}"]
+    lines = [f"{inert(request.reference)} — {inert(record.vendor)}, {record.amount:,.2f} {inert(record.currency)}"]
     if request.status is RequestStatus.OPEN:
         stage = request.plan.stages[request.stage]
         lines.append(
@@ -185,7 +185,7 @@ def describe(core: Core, request: RequestState) -> str:
     else:
         lines.append(f"Status: {request.status.value.replace('_', ' ')}.")
     recent = history(core.store.narrative(request.id), core.name_of)[-3:]
-    lines.extend(f"• {event}" for event in recent)
+    lines.extend(f"• {inert(event)}" for event in recent)
     if record.url:
-        lines.append(f"Record: {record.url}")
+        lines.append(f"Record: {inert(record.url)}")
     return "\n".join(lines)

@@ -6,14 +6,14 @@ from collections.abc import Sequence
 
 from .events import Event
 from .models import RequestState
-from .view import Entry, NameOf, clock_time, sentence
+from .view import Entry, NameOf, clock_time, inert, sentence
 
 
 def what_changed(request: RequestState, entries: Sequence[Entry], name_of: NameOf) -> str:
     """Trigger, what was shown, who decided what when, and what was written to the ERP."""
     record = request.packet.record
     shown = next((e for e in reversed(entries) if e.event == Event.PACKET_BUILT), None)
-    lines = [f"What changed for {record.reference} ({record.vendor}, {record.amount:,.2f} {record.currency})"]
+    lines = [f"What changed for {inert(record.reference)} ({inert(record.vendor)}, {record.amount:,.2f} {inert(record.currency)})"]
     for entry in entries:
         if entry.event == Event.PACKET_BUILT:
             continue

@@ -25,6 +25,12 @@ NameOf = Callable[[str | None], str]
 _VERB_PAST = {Verb.APPROVE: "approved", Verb.REJECT: "rejected", Verb.ASK_INFO: "asked for info"}
 
 
+def inert(value: object) -> str:
+    """ERP or people's text for a chat sentence: its backticks become look-alikes, so only our template opens code spans
+    (the look-alike is cards/escape.py's; the chat adapters escape everything else in a value)."""
+    return str(value).replace("`", "\u02cb")
+
+
 def role_label(role: str) -> str:
     return role.replace("_", " ").capitalize()
 
@@ -57,20 +63,20 @@ def sentence(entry: Entry, name_of: NameOf) -> str | None:
     body, who = entry.body, name_of(entry.actor)
     match entry.event:
         case Event.REQUEST_RECEIVED:
-            return f"{body.get('trigger', 'ERP event')} for {body.get('reference', 'the record')}"
+            return f"{body.get('trigger', 'ERP event')} for {inert(body.get('reference', 'the record'))}"
         case Event.PACKET_ROUTED:
             return f"Routed by rule {body['rule']} to {', '.join(role_label(r) for r in body['roles'])}"
         case Event.ROUTING_FAILED:
             return f"Routing failed: {body['reason']}"
         case Event.DECISION_RECORDED:
             text = f"{who} {_VERB_PAST[Verb(body['verb'])]} (stage {body['stage'] + 1})"
-            return text + (f": “{body['comment']}”" if body.get("comment") else "")
+            return text + (f": “{inert(body['comment'])}”" if body.get("comment") else "")
         case Event.INFO_REQUESTED:
-            return f"{who} asked for info: “{body['question']}”"
+            return f"{who} asked for info: “{inert(body['question'])}”"
         case Event.INFO_PROVIDED:
-            return f"{who} answered: “{body['answer']}”"
+            return f"{who} answered: “{inert(body['answer'])}”"
         case Event.DRIFT_DETECTED:
-            return f"Record changed in the ERP before a decision counted: {'; '.join(body['changes'])}"
+            return f"Record changed in the ERP before a decision counted: {inert('; '.join(body['changes']))}"
         case Event.STAGE_REASSIGNED:
             return f"{who} reassigned stage {body['stage'] + 1} to {name_of(body['to'])}"
         case Event.REQUEST_STALLED:
@@ -84,9 +90,9 @@ def sentence(entry: Entry, name_of: NameOf) -> str | None:
         case Event.ERP_UPDATED:
             return f"Written to the ERP: {body['action']} (state now {body['state']})"
         case Event.ERP_WRITE_FAILED:
-            return f"Write-back failed: {body['error']}"
+            return f"Write-back failed: {inert(body['error'])}"
         case Event.REQUEST_CLOSED_IN_ERP:
-            by = f" by {body['decided_by']}" if body.get("decided_by") else ""
+            by = f" by {inert(body['decided_by'])}" if body.get("decided_by") else ""
             at = f" at {clock_time(body['decided_at'])}" if body.get("decided_at") else ""
             return f"{body['outcome'].capitalize()} directly in the ERP{by}{at}"
         case Event.REQUEST_COMPLETED:

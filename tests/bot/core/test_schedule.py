@@ -222,3 +222,18 @@ async def test_after_days_of_downtime_one_catch_up_reminder_not_a_burst(tmp_path
         await wait_until(lambda: ops_alerts(stack, "Stalled: P00045"), what="the stall alert")
         reminders = [m.text for m in stack.slack.messages[PROCUREMENT] if m.thread_ts == card.ts and "Reminder: P00045" in m.text]
         assert len(reminders) == 1 and "33 business hours" in reminders[0]
+
+
+async def test_the_stall_alert_keeps_its_command_a_real_code_span_while_the_vendor_name_stays_inert(tmp_path, clock):
+    async with local_stack(tmp_path / "handoff.db", clock=clock) as stack:
+        partner = stack.odoo.db.records["purchase.order"][stack.orders["P00045"]]["partner_id"]
+        stack.odoo.set_field("res.partner", partner, name="`Acme` <!channel> *Supplies*")
+        await stack.send_order("P00045")
+        await stack.card(PROCUREMENT, "P00045")
+
+        await move_to(stack, clock, datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc))
+
+        alert = (await wait_until(lambda: ops_alerts(stack, "Stalled: P00045"), what="the stall alert"))[0]
+        assert "`/handoff status P00045`" in alert.text, "our command is a real code span Slack renders as code"
+        assert "(\u02cbAcme\u02cb &lt;!channel&gt; \u2217Supplies\u2217, " in alert.text, "the ERP's name is shown as typed"
+        assert "<!channel>" not in alert.text
