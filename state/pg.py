@@ -154,16 +154,17 @@ class Connection:
 
     def xact_lock(self, name: str) -> None:
         """Hold an advisory lock until the current transaction ends, serializing writers of one resource."""
-        self.execute("SELECT pg_advisory_xact_lock(?)", (self._lock_key(name),))
+        self.execute("SELECT pg_advisory_xact_lock(?)", (self.advisory_key(name),))
 
     def try_session_lock(self, name: str) -> bool:
         """Take an advisory lock held until this session ends (see `session`), without waiting."""
-        return bool(self.execute("SELECT pg_try_advisory_lock(?)", (self._lock_key(name),)).fetchone()[0])
+        return bool(self.execute("SELECT pg_try_advisory_lock(?)", (self.advisory_key(name),)).fetchone()[0])
 
     def release_session_lock(self, name: str) -> None:
-        self.execute("SELECT pg_advisory_unlock(?)", (self._lock_key(name),))
+        self.execute("SELECT pg_advisory_unlock(?)", (self.advisory_key(name),))
 
-    def _lock_key(self, name: str) -> int:
+    def advisory_key(self, name: str) -> int:
+        """The advisory lock key for `name` in this schema."""
         # Advisory locks are database-wide but Handoff's tables live in a schema: two Handoffs (or test runs) in one
         # database, each in its own schema, must not take each other's scheduler lead.
         if self._schema is None:
