@@ -25,6 +25,9 @@ REASSIGN, BULK_APPROVE = "handoff.reassign", "handoff.bulk_approve"
 # Input ids; in an inbox several items share one card, so each item's ids end in ".<request id>" to stay unique.
 REASON, QUESTION, ASSIGNEE = "reason", "question", "assignee"
 MAX_REFRESH_USERS = 60  # Teams auto-refreshes for at most 60 user MRIs (same doc, "User IDs in refresh")
+# A posted card's header carries its outbox key as the element `id` (Adaptive Cards schema: every element may have an
+# `id`; readers never see it), so a post whose answer was lost can be found again through Microsoft Graph.
+KEY_PREFIX = "handoff.key:"
 # adaptive-cards-py's Teams target allows 28 KB, tighter than the 80 KB msteams-docs recommends for a whole message
 # (bots/how-to/format-your-bot-messages.md); staying under it keeps every card valid by the package's own check.
 BUDGET_BYTES = 28 * 1024
@@ -53,13 +56,15 @@ _LADDER = (
 )
 
 
-def render_card(view: CardView, approver_mris: list[str] | None = None, reassign_to: list[tuple[str, str]] | None = None) -> dict:
+def render_card(view: CardView, approver_mris: list[str] | None = None, reassign_to: list[tuple[str, str]] | None = None,
+                *, key: str | None = None) -> dict:
     """The Adaptive Card for a view: facts, lines, notes, history and, while it is open, the decision buttons.
 
-    `reassign_to` is (person key, name) for everyone the stage may move to; empty: no Reassign button.
+    `reassign_to` is (person key, name) for everyone the stage may move to; empty: no Reassign button. `key`, the
+    outbox item's, is hidden in the card for `card_key`.
     """
     for limits in _LADDER:
-        card = _card(view, approver_mris or [], limits, reassign_to or [])
+        card = _card(view, approver_mris or [], limits, reassign_to or [], key)
         size = len(card.to_json().encode())
         if size <= BUDGET_BYTES:
             break
@@ -76,6 +81,14 @@ def validated(card: ac.AdaptiveCard, what: str) -> dict:
     return json.loads(card.to_json())
 
 
+def card_key(card: object) -> str | None:
+    """The outbox key `render_card` hid in a card, or None for a card without one (or not ours)."""
+    body = card.get("body") if isinstance(card, dict) else None
+    first = body[0] if isinstance(body, list) and body and isinstance(body[0], dict) else {}
+    element_id = first.get("id")
+    return element_id.removeprefix(KEY_PREFIX) if isinstance(element_id, str) and element_id.startswith(KEY_PREFIX) else None
+
+
 def binding(data: object) -> tuple[str, int, int]:
     """(request id, version, stage) from a card action's data; ValueError if the client sent something else."""
     if not isinstance(data, dict):
@@ -86,9 +99,10 @@ def binding(data: object) -> tuple[str, int, int]:
         raise ValueError(f"action data lacks a valid request binding ({error})") from None
 
 
-def _card(view: CardView, approver_mris: list[str], limits: _Limits, reassign_to: list[tuple[str, str]]) -> ac.AdaptiveCard:
+def _card(view: CardView, approver_mris: list[str], limits: _Limits, reassign_to: list[tuple[str, str]],
+          key: str | None) -> ac.AdaptiveCard:
     data = {"r": view.packet.request_id, "v": view.packet.version, "s": view.stage}
-    body = _header(view, limits) + _facts(view, limits) + _sections(view, limits)
+    body = _header(view, limits, key) + _facts(view, limits) + _sections(view, limits)
     actions = (decisions(data, reassign_to) if view.actionable else []) + _link(view)
     if actions:
         body.append(ac.ActionSet(actions=actions, spacing=act.Spacing.MEDIUM))
@@ -113,11 +127,11 @@ def _block(value: str, **style: object) -> ac.TextBlock:
     return ac.TextBlock(text=value, wrap=True, **style)
 
 
-def _header(view: CardView, limits: _Limits) -> list:
+def _header(view: CardView, limits: _Limits, key: str | None) -> list:
     record = view.packet.record
     blocks = [
         _block(f"{text.status_label(view)}: {_erp(record.reference, limits)}", size=act.FontSize.MEDIUM,
-               weight=act.FontWeight.BOLDER, style=act.TextBlockStyle.HEADING),
+               weight=act.FontWeight.BOLDER, style=act.TextBlockStyle.HEADING, id=f"{KEY_PREFIX}{key}" if key else None),
         _block(escape_adaptive(text.stage_text(view)), is_subtle=True, spacing=act.Spacing.NONE),
         _block(escape_adaptive(view.headline)),
     ]

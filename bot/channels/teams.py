@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
+from datetime import datetime
 from typing import TypeVar
 
 from aiohttp import web
@@ -22,6 +23,7 @@ from handoff.cards.text import summary
 from .teams_auth import TeamsSettings, TokenSource, build_authentication, check_credentials
 from .teams_bot import card_attachment, messages_handler
 from .teams_commands import TeamsCommands
+from .teams_graph import GraphCards
 
 __all__ = ["TeamsChannel", "TeamsSettings", "teams_routes"]
 
@@ -50,6 +52,7 @@ class TeamsChannel:
         self.tokens = TokenSource(settings)
         self.adapter = CloudAdapter(build_authentication(settings, self.tokens))
         self._connectors: dict[str, ConnectorClient] = {}
+        self.graph = GraphCards(settings) if settings.graph_read else None
 
     async def check(self) -> None:
         """Fail at start when Microsoft refuses the app's credentials (and warm the token cache)."""
@@ -60,21 +63,36 @@ class TeamsChannel:
         for connector in self._connectors.values():
             await connector.__aexit__(None, None, None)
         self._connectors.clear()
+        if self.graph is not None:
+            await self.graph.close()
 
     # ---- ChatChannel
 
-    async def post_card(self, request_id: str, stage: int, target: Target, view: CardView) -> PostedCard:
+    async def post_card(self, request_id: str, stage: int, target: Target, view: CardView, key: str | None = None) -> PostedCard:
+        """Post the card; `key` (the outbox item's) is hidden in it for `find_card`."""
         if target.kind == "channel":
             reference, conversation, mris = await self._reference(target), target.address, []
         else:
             reference, conversation = await self._open_dm(target)
             mris = [reference["user"]["id"]]
-        card = self.render(view, mris)
+        card = self.render(view, mris, key)
         activity = Activity(type="message", summary=summary(view), attachments=[card_attachment(card)])
         connector = await self._connector(reference["serviceUrl"])
         sent = await self._call("post the card", target, connector.conversations.send_to_conversation(conversation, activity))
         log.info("card.posted", extra={"channel": "teams", "request_id": request_id, "kind": target.kind, "conversation": conversation})
         return PostedCard(request_id=request_id, stage=stage, target=target, conversation=conversation, message_id=sent.id)
+
+    async def find_card(self, request_id: str, stage: int, target: Target, key: str, since: datetime) -> PostedCard | None:
+        """The card posted with `key` since `since`, read back through Microsoft Graph when that is enabled.
+
+        Channels and group chats only: nothing Handoff may be granted reads a 1:1 chat (teams_graph.py).
+        """
+        if self.graph is None or target.kind != "channel":
+            return None
+        message_id = await self.graph.find(await self._reference(target), target.address, key, since)
+        if message_id is None:
+            return None
+        return PostedCard(request_id=request_id, stage=stage, target=target, conversation=target.address, message_id=message_id)
 
     async def update_card(self, posted: PostedCard, view: CardView) -> None:
         reference = await self._reference(posted.target)
@@ -125,10 +143,10 @@ class TeamsChannel:
 
     # ---- helpers
 
-    def render(self, view: CardView, mris: list[str]) -> dict:
+    def render(self, view: CardView, mris: list[str], key: str | None = None) -> dict:
         """The request's card, with Reassign offering the people its open stage may move to."""
         reassign_to = self.commands.reassign_to(view.packet.request_id) if self.commands and view.actionable else []
-        return adaptive.render_card(view, mris, reassign_to)
+        return adaptive.render_card(view, mris, reassign_to, key=key)
 
     async def _reference(self, target: Target) -> dict:
         key = f"{'channel' if target.kind == 'channel' else 'user'}:{target.address}"

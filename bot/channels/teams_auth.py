@@ -43,6 +43,12 @@ class TeamsSettings(BaseModel):
     oauth_scope: str = AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE
     token_issuer: str = AuthenticationConstants.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER
     openid_metadata_url: str = AuthenticationConstants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL
+    # Read Handoff's own recent cards back through Microsoft Graph when a post's answer was lost (RELIABILITY.md,
+    # "mid_post"). Needs the RSC permissions `handoff manifest teams --graph-read true` asks for, granted per team/chat.
+    graph_read: bool = False
+    graph_url: str = "https://graph.microsoft.com/v1.0"
+    # Where the Graph token comes from; login_url unless set (tests point it at a local identity platform).
+    graph_login_url: str | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> TeamsSettings:
@@ -66,10 +72,13 @@ class TeamsSettings(BaseModel):
 
 
 class TokenSource:
-    """Client-credentials tokens for the Bot Connector, cached until shortly before they expire."""
+    """Client-credentials tokens for the Bot Connector (or, given `url` and `scope`, another resource such as
+    Microsoft Graph), cached until shortly before they expire."""
 
-    def __init__(self, settings: TeamsSettings) -> None:
+    def __init__(self, settings: TeamsSettings, url: str | None = None, scope: str | None = None) -> None:
         self.settings = settings
+        self.url = url or settings.token_url
+        self.scope = scope or settings.oauth_scope
         self._token = ""
         self._expires_at = 0.0
 
@@ -77,8 +86,8 @@ class TokenSource:
         """A valid access token; blocking, because botbuilder asks for it from a synchronous hook."""
         if self._token and time.monotonic() < self._expires_at:
             return self._token
-        settings, url = self.settings, self.settings.token_url
-        scope = settings.oauth_scope if settings.oauth_scope.endswith("/.default") else f"{settings.oauth_scope}/.default"
+        settings, url = self.settings, self.url
+        scope = self.scope if self.scope.endswith("/.default") else f"{self.scope}/.default"
         form = {"grant_type": "client_credentials", "client_id": settings.app_id,
                 "client_secret": settings.app_password.get_secret_value(), "scope": scope}
         try:

@@ -97,10 +97,14 @@ class HandoffTeamsBot(ActivityHandler):
             if activity.from_property and activity.from_property.aad_object_id:
                 entries[f"user:{activity.from_property.aad_object_id}"] = reference
         else:
+            team = (activity.channel_data or {}).get("team") or {}
+            if team.get("aadGroupId"):
+                # Graph's team id (msteams-docs subscribe-to-conversation-events.md: the bot added to a team carries
+                # `channelData.team.aadGroupId`; get-teams-context.md calls it the team's group id), for reading cards back.
+                reference["aadGroupId"] = team["aadGroupId"]
             entries[f"channel:{_channel_key(activity)}"] = reference
-            team = ((activity.channel_data or {}).get("team") or {}).get("id")
-            if team:
-                entries[f"team:{team}"] = reference
+            if team.get("id"):
+                entries[f"team:{team['id']}"] = reference
         for member in activity.members_added or []:
             if member.aad_object_id and member.id != activity.recipient.id:
                 # Teams lets a bot open a 1:1 with anyone in a team or chat where it is installed.
@@ -193,6 +197,11 @@ class HandoffTeamsBot(ActivityHandler):
         bot_id = activity.recipient.id if activity.recipient else None
         # msrest keeps a mention's `mentioned` and `text` only in additional_properties (Entity declares just `type`).
         mentions = [{**(e.additional_properties or {}), "type": e.type} for e in activity.entities or [] if e.type == "mention"]
+        addressed = any((m.get("mentioned") or {}).get("id") == bot_id for m in mentions)
+        if activity.conversation.conversation_type != "personal" and not addressed:
+            # With the RSC read permissions (graph_read) Teams forwards every channel and chat message, not only those
+            # that @mention the bot (msteams-docs channel-messages-with-rsc.md, "Filtering at mention messages").
+            return
         mentions = [m for m in mentions if (m.get("mentioned") or {}).get("id") != bot_id]
         question = " ".join(text.split())
         answer = await self.channel.commands.reply(identity, question, mentions)

@@ -17,6 +17,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 import aiohttp
 import jwt
@@ -73,6 +74,9 @@ class FakeBotConnector:
         self.url = ""
         self.activities: dict[str, list[dict]] = defaultdict(list)
         self.created: list[dict] = []
+        # When each activity arrived and was last replaced: what Graph's view of the same messages shows (fakes/graph.py).
+        self.sent_at: dict[str, datetime] = {}
+        self.updated_at: dict[str, datetime] = {}
         self.token_requests: list[dict] = []
         self.kid = "fake-key-1"
         self._password = app_password
@@ -263,11 +267,13 @@ class FakeBotConnector:
         if not stored:
             return _error(404, "ActivityNotFoundInConversation", "Conversation not found.")
         stored[0].update({**body, "id": activity_id, "updates": stored[0].get("updates", 0) + 1})
+        self.updated_at[activity_id] = self.clock.now()
         return web.json_response({"id": activity_id})
 
     def _store(self, conversation: str, activity: dict) -> str:
         activity_id = str(next(self._ids))
         self.activities[conversation].append({**activity, "id": activity_id})
+        self.sent_at[activity_id] = self.clock.now()
         return activity_id
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from handoff.bot.channels.teams import TeamsSettings
 from handoff.bot.core.route import RoutingConfig
 
 from .botconnector import FakeBotConnector
+from .entra import FakeEntra
+from .graph import FakeGraph
 from .threaded import ThreadedServer
 from .waiting import wait_until
 
@@ -58,26 +61,45 @@ def _actions(node: object, verb: str) -> Iterator[dict]:
             yield from _actions(value, verb)
 
 
+def team_group(channel_key: str) -> str:
+    """The AAD group id of the team a routing channel lives in, stable per channel key."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"handoff-fake-team:{channel_key}"))
+
+
 @contextmanager
 def teams_connector(clock, local_development: bool = False) -> Iterator[tuple[FakeBotConnector, str]]:
     """The fake connector on its own thread and its serviceUrl; in local development it stands in for the playground."""
+    with teams_fakes(clock, local_development) as (connector, service_url, _):
+        yield connector, service_url
+
+
+@contextmanager
+def teams_fakes(clock, local_development: bool = False) -> Iterator[tuple[FakeBotConnector, str, FakeGraph]]:
+    """`teams_connector`, plus Microsoft Graph's view of the same messages (under /graph, its identity platform under
+    /entra)."""
     connector = FakeBotConnector(APP_ID, APP_PASSWORD, tenant_id=TENANT, clock=clock, require_auth=not local_development)
+    entra = FakeEntra(clock, tenant=TENANT)
+    entra.register(APP_ID, APP_PASSWORD)
+    graph = FakeGraph(connector, entra)
     app = connector.app()
     if local_development:
         # The playground sends no token and serves the connector API under /_connector.
         outer = web.Application()
         outer.add_subapp(PLAYGROUND_PATH, app)
         app = outer
+    app.add_subapp("/graph", graph.app())
+    app.add_subapp("/entra", entra.app)
     with ThreadedServer(app) as server:
         connector.url = server.url
-        yield connector, f"{server.url}{PLAYGROUND_PATH}" if local_development else connector.service_url
+        yield connector, f"{server.url}{PLAYGROUND_PATH}" if local_development else connector.service_url, graph
 
 
-def teams_settings(connector: FakeBotConnector, local_development: bool = False) -> TeamsSettings:
+def teams_settings(connector: FakeBotConnector, local_development: bool = False, graph_read: bool = False) -> TeamsSettings:
     if local_development:
         return TeamsSettings(app_id=APP_ID, local_development=True)
+    graph = {"graph_read": True, "graph_url": f"{connector.url}/graph/v1.0", "graph_login_url": f"{connector.url}/entra"}
     return TeamsSettings(app_id=APP_ID, app_password=APP_PASSWORD, login_url=connector.url,
-                         openid_metadata_url=connector.openid_metadata_url)
+                         openid_metadata_url=connector.openid_metadata_url, **(graph if graph_read else {}))
 
 
 @dataclass
@@ -90,6 +112,7 @@ class TeamsDriver:
     endpoint: str
     http: aiohttp.ClientSession
     anonymous: bool = False
+    graph: FakeGraph | None = None  # given: installing grants the resource-specific consent the app package asks for
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -123,8 +146,8 @@ class TeamsDriver:
         if where in self.routing.channels:
             # Shaped like shared/fixtures/teams and tests/bot/channels/teams_harness.py's channel install.
             activity["conversation"] = {"conversationType": "channel", "tenantId": TENANT, "isGroup": True, "id": conversation}
-            activity["channelData"] = {"tenant": {"id": TENANT}, "team": {"id": f"19:team-{where}@thread.tacv2", "name": where},
-                                       "channel": {"id": conversation}}
+            team = {"id": f"19:team-{where}@thread.tacv2", "name": where, "aadGroupId": team_group(where)}
+            activity["channelData"] = {"tenant": {"id": TENANT}, "team": team, "channel": {"id": conversation}}
         else:
             activity["conversation"] = {"conversationType": "personal", "tenantId": TENANT, "id": conversation}
             activity["channelData"] = {"tenant": {"id": TENANT}}
@@ -140,6 +163,8 @@ class TeamsDriver:
         for key, channel in self.routing.channels.items():
             if channel.teams:
                 self.connector.add_conversation(channel.teams)
+                if self.graph is not None:
+                    self.graph.consent(channel.teams, team=team_group(key))
                 admin = {"id": "29:fake-teams-admin", "name": "Teams admin"}
                 await self._expect(201, self._activity("conversationUpdate", key, admin, membersAdded=[{"id": BOT["id"]}]))
         for key, person in self.routing.people.items():
