@@ -149,3 +149,16 @@ def test_handoffs_in_two_schemas_of_one_database_each_have_their_own_leader(name
             assert here.try_lead("scheduler") and there.try_lead("scheduler")
         finally:
             there.close()
+
+
+def test_a_commit_that_never_reached_the_server_fails_and_leaves_the_store_usable(named, clock, url):
+    with TcpProxy.in_front_of(url) as proxy:
+        store, _ = named(clock, via=proxy.route(url))
+        with pytest.raises(StoreUnavailable, match="lost at COMMIT, so the transaction may not have been applied"):
+            with store.transaction():
+                store.accept_event(event(1, clock))
+                proxy.down()
+        proxy.up()
+        assert pending(store) == [], "the server never saw the COMMIT, so it rolled the transaction back"
+        assert store.accept_event(event(2, clock))[1]
+        assert pending(store) == ["odoo:2:a"]
