@@ -69,3 +69,17 @@ async def test_questions_in_a_1to1_and_help_in_a_channel_are_answered_where_aske
 
     [help_text] = said_since(stack, "procurement", seen)
     assert "for example" in help_text["text"] and help_text["text"] != PRIVATE_SENT
+
+
+async def test_a_channel_message_that_does_not_mention_handoff_gets_no_answer(stack):
+    """With the RSC read permissions Teams forwards every channel message; only those addressed to Handoff are its own."""
+    seen_channel, seen_dm = len(stack.teams.messages("procurement")), len(stack.teams.messages("dana"))
+    chatter = stack.teams._activity("message", "procurement", stack.teams._person("dana"), text="status P00043", textFormat="plain")
+
+    status, _ = await stack.teams.send(chatter)
+    await stack.teams.say("dana", "status P00043", channel="procurement")  # addressed: answered, and marks the time
+
+    await wait_until(lambda: said_since(stack, "procurement", seen_channel), what="the pointer for the addressed question")
+    assert status == 201
+    assert [m.get("text") for m in said_since(stack, "procurement", seen_channel)] == [PRIVATE_SENT]
+    assert len([m for m in said_since(stack, "dana", seen_dm) if "P00043" in json.dumps(m)]) == 1
