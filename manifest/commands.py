@@ -37,6 +37,8 @@ TEAMS_OPTIONS = (
     Option("terms_url", "--terms-url", "HANDOFF_TEAMS__TERMS_URL", "your organisation's https terms of use page"),
     Option("version", "--app-version", "HANDOFF_TEAMS__APP_VERSION", "the package version, MAJOR.MINOR.PATCH; raise it for every upload"),
     Option("app_id_uri", "--app-id-uri", "HANDOFF_TEAMS__APP_ID_URI", "the bot app's Application ID URI (api://…), only for single sign-on"),
+    Option("graph_read", "--graph-read", "HANDOFF_TEAMS__GRAPH_READ",
+           "true to ask each team and group chat for read access to its messages, so Handoff never posts a card twice after a crash"),
 )
 
 SLACK_OPTIONS = (

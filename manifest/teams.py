@@ -28,6 +28,9 @@ GUID = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
 SEMVER = r"^([0-9]|[1-9][0-9]*)\.([0-9]|[1-9][0-9]*)\.([0-9]|[1-9][0-9]*)$"
 HEX_COLOR = r"^#[0-9a-fA-F]{6}$"
 BOT_SCOPES = ("personal", "team", "groupChat")
+# What reading Handoff's own cards back through Microsoft Graph needs (bot/channels/teams_graph.py), granted per team or
+# chat at install (msteams-docs graph-api/rsc/resource-specific-consent.md). No permission reaches 1:1 chats this way.
+GRAPH_READ_PERMISSIONS = ("ChannelMessage.Read.Group", "ChatMessage.Read.Chat")
 # A fixed timestamp makes the same settings produce the same zip, byte for byte.
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -62,6 +65,8 @@ class TeamsAppSettings(BaseModel):
     accent_color: str = Field(default="#4F6BED", pattern=HEX_COLOR)
     # Only for single sign-on: the Application ID URI of the bot's Entra app (api://…).
     app_id_uri: str | None = Field(default=None, min_length=1, max_length=2048)
+    # Ask for the RSC permissions that let Handoff find a card whose post answer was lost (RELIABILITY.md, "mid_post").
+    graph_read: bool = False
 
     @model_validator(mode="after")
     def _distinct_texts(self) -> TeamsAppSettings:
@@ -110,8 +115,13 @@ def build_teams_manifest(settings: TeamsAppSettings) -> dict:
         ],
         "validDomains": [urlsplit(settings.public_url).hostname],
     }
-    if settings.app_id_uri:
-        manifest["webApplicationInfo"] = {"id": bot_id, "resource": settings.app_id_uri}
+    if settings.app_id_uri or settings.graph_read:
+        # For RSC alone `resource` "has no operation ... any string will do" (msteams-docs graph-api/rsc/
+        # test-resource-specific-consent.md), so the public URL stands in when there is no SSO Application ID URI.
+        manifest["webApplicationInfo"] = {"id": bot_id, "resource": settings.app_id_uri or settings.public_url}
+    if settings.graph_read:
+        manifest["authorization"] = {"permissions": {"resourceSpecific": [
+            {"name": name, "type": "Application"} for name in GRAPH_READ_PERMISSIONS]}}
     return manifest
 
 

@@ -51,6 +51,18 @@ def test_teams_package_from_environment_variables(monkeypatch, tmp_path, capsys)
     assert f"Wrote {out}. Upload it in Teams" in capsys.readouterr().out
 
 
+def test_graph_read_from_the_serve_setting_asks_for_the_rsc_read_permissions(monkeypatch, tmp_path):
+    """HANDOFF_TEAMS__GRAPH_READ turns on both the read-back in `handoff serve` and, here, the permissions it needs."""
+    for name, value in {**TEAMS_ENV, "HANDOFF_TEAMS__GRAPH_READ": "true"}.items():
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "handoff-teams.zip"
+
+    assert main(["manifest", "teams", "--out", str(out)]) == 0
+
+    permissions = read_manifest(out)["authorization"]["permissions"]["resourceSpecific"]
+    assert [p["name"] for p in permissions] == ["ChannelMessage.Read.Group", "ChatMessage.Read.Chat"]
+
+
 def test_flags_win_over_environment_variables(monkeypatch, tmp_path):
     for name, value in TEAMS_ENV.items():
         monkeypatch.setenv(name, value)

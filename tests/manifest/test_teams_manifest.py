@@ -62,8 +62,9 @@ def read_png(data: bytes) -> tuple[int, int, list[list[tuple[int, ...]]]]:
 
 
 @pytest.fixture(
-    params=[{}, {"bot_id": BOT_ID}, {"app_id_uri": f"api://handoff.acme.example/botid-{APP_ID}", "version": "2.3.4"}],
-    ids=["defaults", "separate-bot-id", "sso"],
+    params=[{}, {"bot_id": BOT_ID}, {"app_id_uri": f"api://handoff.acme.example/botid-{APP_ID}", "version": "2.3.4"},
+            {"graph_read": True}],
+    ids=["defaults", "separate-bot-id", "sso", "graph-read"],
 )
 def settings(request) -> TeamsAppSettings:
     return TeamsAppSettings(**REQUIRED, **request.param)
@@ -104,13 +105,27 @@ def test_valid_domains_hold_the_public_host_only():
     assert build_teams_manifest(settings)["validDomains"] == ["bots.acme.example"]
 
 
-def test_web_application_info_only_with_an_app_id_uri(settings):
+def test_web_application_info_only_with_an_app_id_uri_or_graph_read(settings):
     manifest = build_teams_manifest(settings)
 
     if settings.app_id_uri:
         assert manifest["webApplicationInfo"] == {"id": APP_ID, "resource": settings.app_id_uri}
+    elif settings.graph_read:
+        assert manifest["webApplicationInfo"] == {"id": APP_ID, "resource": settings.public_url}
     else:
         assert "webApplicationInfo" not in manifest
+
+
+def test_graph_read_asks_for_the_channel_and_group_chat_read_permissions_only_when_set(settings):
+    manifest = build_teams_manifest(settings)
+
+    if settings.graph_read:
+        assert manifest["authorization"] == {"permissions": {"resourceSpecific": [
+            {"name": "ChannelMessage.Read.Group", "type": "Application"},
+            {"name": "ChatMessage.Read.Chat", "type": "Application"},
+        ]}}
+    else:
+        assert "authorization" not in manifest
 
 
 def test_package_holds_exactly_the_manifest_and_two_icons_of_the_required_sizes(settings, tmp_path):
