@@ -3,7 +3,8 @@
 Protocol: MicrosoftDocs/powerapps-docs `developer/data-platform/use-change-tracking-synchronize-data-external-systems.md`
 (a collection GET with `Prefer: odata.track-changes` answers the rows and an `@odata.deltaLink` with `$deltatoken`; a GET
 of that link answers what changed since, deletes as `$deletedEntity` entries, and the next delta link; $filter, $orderby,
-$expand and $top are refused) and `webapi/query/page-results.md` (`Prefer: odata.maxpagesize`, `@odata.nextLink`).
+$expand and $top are refused; changes are kept for ExpireChangeTrackingInDays, 7 by default, and an older token is an
+error) and `webapi/query/page-results.md` (`Prefer: odata.maxpagesize`, `@odata.nextLink`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from yarl import URL
 
 from handoff.bot.core.errors import ErpRefused
 from handoff.bot.core.models import RecordRef, SourceEvent
+from handoff.bot.core.reconcile import CursorExpired
 
 from .dataverse_settings import TableMapping
 from .dataverse_webapi import API_PATH, WebApi
@@ -29,6 +31,11 @@ FIRST_POLL_LOOKBACK = timedelta(days=1)
 TRACK_CHANGES = "odata.track-changes"
 # ChangeTrackingNotEnabledForEntity, "Entity {0} isn't enabled for change tracking." (reference/web-service-error-codes.md)
 NOT_TRACKED = "0x80072491"
+# ExpiredVersionStamp, "Version stamp associated with the client has expired. Please perform a full sync." (same page).
+# [UNVERIFIED] the HTTP status it comes with: the docs give the code and message only; any refusal carrying it counts.
+EXPIRED = "0x80044352"
+# A table's place in the cursor while it re-syncs: read whole, with no look-back, as after an expired token.
+RESYNC = "resync"
 
 
 async def changed_since(api: WebApi, tables: Mapping[str, TableMapping], cursor: str | None, now: datetime,
@@ -36,14 +43,25 @@ async def changed_since(api: WebApi, tables: Mapping[str, TableMapping], cursor:
     """Rows waiting for approval or decided that changed in each mapped table since `cursor`, and the next cursor.
 
     The cursor is JSON, one delta link per table. A table without a link (the first poll, or newly mapped) is read
-    whole, and only rows modified within FIRST_POLL_LOOKBACK become events.
+    whole, and only rows modified within FIRST_POLL_LOOKBACK become events; a table marked RESYNC is read whole and
+    every relevant row becomes an event (the inbox dedups them by versionnumber). An expired delta link raises
+    CursorExpired with the cursor to start again from.
     """
     links, events, next_links = _links(cursor), [], {}
     for name, table in tables.items():
         link = links.get(name)
         try:
-            rows, next_links[name] = await _read(api, table, link, page_size)
+            rows, next_links[name] = await _read(api, table, None if link == RESYNC else link, page_size)
         except ErpRefused as error:
+            if EXPIRED in str(error) and link and link != RESYNC:
+                log.warning("dataverse.delta_expired", extra={"table": name, "code": EXPIRED})
+                raise CursorExpired(
+                    "Dataverse change tracking token expired; re-syncing from a full read. Handoff had not polled the "
+                    f"{name} table for longer than Dataverse keeps changes (ExpireChangeTrackingInDays, 7 days unless "
+                    "changed; error " + EXPIRED + "). Requests already carded are not carded again. If this repeats, "
+                    "keep Handoff running, or raise ExpireChangeTrackingInDays on the organization.",
+                    restart=json.dumps({**links, name: RESYNC}, sort_keys=True),
+                ) from error
             if NOT_TRACKED not in str(error):
                 raise
             raise ErpRefused(

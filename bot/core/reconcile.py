@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
@@ -9,10 +10,21 @@ from typing import Protocol, runtime_checkable
 from handoff.state import cursor_store
 
 from .context import Core
+from .effects import Effects
 from .errors import HandoffError
 from .models import SourceEvent
+from .route import ops_target
 
 log = logging.getLogger(__name__)
+
+
+class CursorExpired(HandoffError):
+    """The ERP no longer answers for a cursor it issued (a Dataverse delta token past its retention); `restart` is the
+    cursor to poll from instead: a fresh initial read whose rows go through the inbox's dedup like any other."""
+
+    def __init__(self, message: str, restart: str) -> None:
+        super().__init__(message)
+        self.restart = restart
 
 
 @runtime_checkable
@@ -54,6 +66,10 @@ class Reconciler:
         cursor = cursor_store.get(store.conn, source)
         try:
             events, next_cursor = await connector.changed_since(cursor, now)
+        except CursorExpired as error:
+            self._restart(source, cursor, error)
+            # The restart cursor holds no expired link, so the second poll cannot expire the same way.
+            return await self._poll(source, connector)
         except HandoffError as error:
             # The cursor stays put, so the next tick asks for the same window again: nothing is skipped.
             log.warning("reconcile.poll_failed", extra={"source": source, "error": str(error)})
@@ -64,3 +80,14 @@ class Reconciler:
                 cursor_store.put(conn, source, next_cursor, now)
         log.info("reconcile.polled", extra={"source": source, "changes": len(events), "new": fresh, "cursor": next_cursor})
         return fresh
+
+    def _restart(self, source: str, cursor: str | None, error: CursorExpired) -> None:
+        """Log it, tell operations once per expired cursor, and store the cursor the ERP says to start again from."""
+        log.warning("reconcile.cursor_expired", extra={"source": source})
+        expired = hashlib.sha256((cursor or "").encode()).hexdigest()[:16]
+        now = self.core.clock.now()
+        with self.core.store.transaction() as conn:
+            Effects(conn, now).notify(ops_target(self.core.routing, self.core.routing.defaults.platform), str(error),
+                                      key=f"cursor-expired:{source}:{expired}")
+            cursor_store.put(conn, source, error.restart, now)
+        self.core.wake()

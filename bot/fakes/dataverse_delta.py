@@ -5,15 +5,17 @@ a collection GET with the preference answers the rows, `Preference-Applied: odat
 an `@odata.deltaLink` carrying `$deltatoken` (`919042!08/22/2017 08:10:44`, URL-encoded); a GET of that link answers
 what changed since (`…/$delta` context, `$deletedEntity` entries for deletes) and a new delta link. $filter, $orderby,
 $expand and $top are refused. A table without Track changes answers ChangeTrackingNotEnabledForEntity, 0x80072491
-"Entity {0} isn't enabled for change tracking." (reference/web-service-error-codes.md).
+"Entity {0} isn't enabled for change tracking." (reference/web-service-error-codes.md). The same page: changes are
+kept for the organization's ExpireChangeTrackingInDays (7 by default); a token older than that answers
+ExpiredVersionStamp, 0x80044352 "Version stamp associated with the client has expired. Please perform a full sync."
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from urllib.parse import quote
+from datetime import datetime, timedelta, timezone
+from urllib.parse import quote, unquote
 
 from aiohttp import web
 
@@ -25,6 +27,9 @@ from .odata import QueryError
 TRACK_CHANGES = "odata.track-changes"
 UNSUPPORTED = ("$filter", "$orderby", "$expand", "$top")
 NOT_TRACKED = "0x80072491"
+EXPIRED = "0x80044352"
+EXPIRED_MESSAGE = "Version stamp associated with the client has expired. Please perform a full sync."
+TOKEN_TIME = "%m/%d/%Y %H:%M:%S"
 
 
 @dataclass
@@ -33,6 +38,7 @@ class ChangeLog:
 
     untracked: set[str] = field(default_factory=set)  # entity sets
     deleted: list[tuple[str, str, int]] = field(default_factory=list)  # (entity set, id, versionnumber of the delete)
+    keep_for: timedelta = timedelta(days=7)  # Organization.ExpireChangeTrackingInDays
 
 
 def tracks_changes(request: web.Request) -> bool:
@@ -68,7 +74,10 @@ class ChangeTrackingMixin:
         for option in UNSUPPORTED:
             if option in request.query:
                 raise QueryError(f'The "{option}" query parameter isn\'t supported when Change Tracking is enabled.')
-        since = _since(request.query.get("$deltatoken"))
+        token = request.query.get("$deltatoken")
+        if token is not None and self.clock.now() - _issued(token) > self.change_log.keep_for:
+            raise QueryError(EXPIRED_MESSAGE, code=EXPIRED)
+        since = _since(token)
         # The fake's $skiptoken is the versionnumber of the last entry served: a row changed while a client pages
         # moves past it and so still comes, once, on a later page.
         after = request.query.get("$skiptoken", str(since))
@@ -110,8 +119,17 @@ def _since(token: str | None) -> int:
     return int(version)
 
 
+def _issued(token: str) -> datetime:
+    """When a token of this fake was handed out (its part after "!"); the fake's clock is UTC."""
+    _, _, stamp = unquote(token).partition("!")
+    try:
+        return datetime.strptime(stamp, TOKEN_TIME).replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise QueryError(f"The $deltatoken '{token[:40]}' did not come from an @odata.deltaLink of this fake.") from None
+
+
 def _delta_link(collection: str, select: list[str] | None, version: int, now: datetime) -> str:
     # Shaped like the documented token, "<version>!<MM/dd/yyyy HH:mm:ss>", encoded: clients must pass it on untouched.
-    token = quote(f"{version}!{now:%m/%d/%Y %H:%M:%S}", safe="")
+    token = quote(f"{version}!{now.astimezone(timezone.utc).strftime(TOKEN_TIME)}", safe="")
     selected = "$select=" + ",".join(select) + "&" if select else ""
     return f"{collection}?{selected}$deltatoken={token}"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from handoff.bot.app import WORKER
+from handoff.bot.app import CORE, WORKER
 from handoff.bot.core.events import Event
 from handoff.bot.fakes.stack import local_stack
 from handoff.bot.fakes.waiting import wait_until
+from handoff.state import cursor_store
 
-PROCUREMENT = "C0PROCURE"
+PROCUREMENT, OPS = "C0PROCURE", "C0OPS"
 APPROVED = 100000002
 
 
@@ -75,3 +76,43 @@ async def test_the_worker_polls_dataverse_on_its_interval(tmp_path, clock):
         # Slack's one-post-per-second pacing holds the other cards until the test clock moves: the first is proof enough.
         first = await wait_until(lambda: stack.slack.messages.get(PROCUREMENT), what="a card from the poll")
         assert "Dataverse poll" in str(first[0].blocks)
+
+
+async def let_the_outbox_through(stack, clock) -> None:
+    """Move the test clock a second at a time: the outbox posts one message per second per channel."""
+    for _ in range(5):
+        clock.advance(seconds=1)
+        stack.app[CORE].wake()
+        await stack.settled()
+
+
+async def test_an_expired_delta_token_is_told_to_operations_once_and_a_full_read_resyncs_without_double_cards(tmp_path, clock):
+    expired = "Dataverse change tracking token expired; re-syncing from a full read."
+    async with local_stack(tmp_path / "handoff.db", source="dataverse", clock=clock) as stack:
+        reconciler = stack.app[WORKER].reconciler
+        await stack.send_order("PO-000123")
+        await reconciler.tick()  # the first poll: the whole table, and a delta link per table
+        await let_the_outbox_through(stack, clock)
+        stale = cursor_store.get(stack.store.conn, "dataverse")
+        card = await stack.card(PROCUREMENT, "PO-000123")
+
+        # Handoff stays away longer than Dataverse keeps changes (7 days); meanwhile PO-000123 is approved there.
+        clock.advance(days=8)
+        stack.dataverse.change("PO-000123", statuscode=APPROVED)
+        assert await reconciler.tick() >= 1
+
+        def ops_told() -> list[str]:
+            return [m.text for m in stack.slack.messages.get(OPS, []) if expired in m.text]
+
+        assert await wait_until(ops_told, what="operations told of the expired token")
+        await wait_until(lambda: "Decided directly in the ERP" in str(stack.slack.message(PROCUREMENT, card.ts).blocks),
+                         what="the change the expired token missed, found by the full read")
+        fresh = cursor_store.get(stack.store.conn, "dataverse")
+        assert fresh != stale and "resync" not in fresh and "$deltatoken" in fresh, "polling goes on from new delta links"
+
+        assert await reconciler.tick() == 0
+        await let_the_outbox_through(stack, clock)
+        for reference in ("PO-000123", "PO-000124", "PO-000125"):
+            assert len(cards_for(stack, reference)) == 1, f"{reference} carded once, whatever the full read saw again"
+        assert len(ops_told()) == 1, "told once"
+        assert stack.dataverse.patches("PO-000123") == [], "nothing written back to a record decided in Dataverse"

@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from handoff.bot.core.errors import ErpRefused
+from handoff.bot.core.reconcile import CursorExpired
 from handoff.bot.core.retry import Backoff
 from handoff.bot.fakes.stack import serve
 from handoff.bot.fakes.stack_dataverse import dataverse_fakes
@@ -110,3 +111,22 @@ async def test_a_table_without_change_tracking_is_refused_with_the_fix(dataverse
         "a webhook missed. Enable Track changes on the table (Power Apps > Tables > purchaseorder > Properties > "
         "Advanced options > Track changes); the next poll picks it up."
     )
+
+
+async def test_a_delta_link_older_than_dataverse_keeps_changes_restarts_as_a_full_read_with_no_look_back(dataverse, clock):
+    fake, connector = dataverse
+    old = fake.add_purchase_order("PO-1", "Acme", "10.00")
+    _, cursor = await connector.changed_since(None, clock.now())
+    clock.advance(days=8)  # past ExpireChangeTrackingInDays (7 by default)
+    fresh = fake.add_purchase_order("PO-2", "Acme", "20.00")
+
+    with pytest.raises(CursorExpired) as expired:
+        await connector.changed_since(cursor, clock.now())
+
+    assert str(expired.value).startswith("Dataverse change tracking token expired; re-syncing from a full read.")
+    assert "0x80044352" in str(expired.value)
+    events, restarted = await connector.changed_since(expired.value.restart, clock.now())
+    # A full read: PO-1, modified eight days ago, comes again (the inbox dedups it), unlike a first poll's one-day look-back.
+    assert {event.dedup_key for event in events} == {key(fake, old), key(fake, fresh)}
+    assert "$deltatoken" in parse_qs(urlsplit(json.loads(restarted)["purchaseorder"]).query)
+    assert "$deltatoken" not in tracked_reads(fake)[-1][0], "the re-sync asks with Prefer: odata.track-changes and no token"
