@@ -96,9 +96,10 @@ class ConversationDirectory(Protocol):
 
 @runtime_checkable
 class FindsCards(Protocol):
-    """A channel that tags each card with its outbox key and can find it again (Slack: message metadata).
+    """A channel that tags each card with its outbox key and can find it again (Slack: message metadata; Teams: the
+    card's hidden header id, read back through Microsoft Graph in channels and group chats when graph_read is on).
 
-    Teams has no such look-up for bots, so its channel stays a plain ChatChannel.
+    `find_card` answers None where the platform can't look (Teams 1:1 chats): the card is posted as before.
     """
 
     async def post_card(self, request_id: str, stage: int, target: Target, view: CardView, key: str | None = None) -> PostedCard: ...
