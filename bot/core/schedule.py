@@ -147,7 +147,7 @@ class Scheduler:
                 effects.post_card(request.id, stage.index, target)
             self.core.store.log(request.id, Event.STAGE_ESCALATED, "handoff", {
                 "stage": stage.index, "level": step, "from": previous, "to": role, "sla_hours": stage.sla_hours,
-                "people": [p.key for p in members(self.core.routing, role)],
+                "people": [p.key for p in members(self.core.routing, role) if p.key != request.requester],
             })
             log.info("schedule.escalated", extra={"request_id": request.id, "stage": stage.index, "level": step, "to": role})
             steps += 1

@@ -87,8 +87,9 @@ def test_the_sample_loads_and_check_summarises_it():
     assert ok
     assert lines == [
         f"{SAMPLE}: OK",
-        "People (5): dana, erik, fiona, marc, gus",
-        "Roles (3): procurement_manager (dana, erik); finance_director (fiona); apac_procurement (gus)",
+        "People (6): dana, erik, fiona, carla, marc, gus",
+        "Roles (4): procurement_manager (dana, erik); finance_director (fiona); chief_financial_officer (carla); "
+        "apac_procurement (gus)",
         "Rules (4): local: eu-compliance-review; regional: po-apac; global: po-standard, po-large",
         "Channels (3): procurement, finance, ops",
         "Defaults: platform slack, ops channel 'ops', SLA 8 h",
@@ -114,6 +115,15 @@ def test_the_base_config_loads(tmp_path):
     assert [rule.name for rule in config.rules] == ["small", "large"]
 
 
+def test_escalate_to_takes_one_role_or_a_chain_of_roles(tmp_path):
+    one = load_routing(write(tmp_path))
+    chain = load_routing(write(tmp_path, ('escalate_to = "managers"', 'escalate_to = ["managers", "heads"]'),
+                               ("[roles.directors]", '[roles.heads]\nmembers = ["dana"]\n\n[roles.directors]')))
+
+    assert one.rules[1].stages[1].escalate_to == ("managers",)
+    assert chain.rules[1].stages[1].escalate_to == ("managers", "heads")
+
+
 CROSS_CHECKS = {
     "unknown stage role": (
         [('role = "directors"', 'role = "directorz"')],
@@ -124,6 +134,21 @@ CROSS_CHECKS = {
         [('escalate_to = "managers"', 'escalate_to = "boss"')],
         "{path}:46: rule 'large' stage 2 escalates to role 'boss', which is not defined. "
         "Fix: add [roles.boss] or use one of: directors, managers.",
+    ),
+    "unknown role in an escalation chain": (
+        [('escalate_to = "managers"', 'escalate_to = ["managers", "boss"]')],
+        "{path}:46: rule 'large' stage 2 escalates to role 'boss', which is not defined. "
+        "Fix: add [roles.boss] or use one of: directors, managers.",
+    ),
+    "a role twice in an escalation chain": (
+        [('escalate_to = "managers"', 'escalate_to = ["managers", "managers"]')],
+        "{path}:46: rule 'large' stage 2 escalates to role 'managers' twice (step 2 repeats it), so that step would "
+        "tell nobody new. Fix: list each role once in escalate_to.",
+    ),
+    "the stage's own role in its escalation chain": (
+        [('escalate_to = "managers"', 'escalate_to = ["managers", "directors"]')],
+        "{path}:46: rule 'large' stage 2 escalates to its own role 'directors' (step 2), whose members already hold "
+        "the stage. Fix: remove 'directors' from escalate_to and name the role above it.",
     ),
     "role without members": (
         [('members = ["erik"]', "members = []")],

@@ -9,6 +9,7 @@ from handoff.bot.core.events import Event
 from handoff.bot.core.models import StageMode
 from handoff.bot.core.route import targets_for_stage
 from handoff.state import decision_log
+from handoff.state.schedule_store import ScheduleStore
 
 
 def logged(core, event: str) -> list:
@@ -85,3 +86,22 @@ def test_a_reassigned_every_member_stage_is_settled_by_its_one_decider(core, ope
     assert delegation.deciding_stage(core, request).mode == StageMode.ALL
     delegation.reassign(core, request, people["dana"], people["fiona"])
     assert delegation.deciding_stage(core, request).mode == StageMode.FIRST
+
+
+def test_each_escalation_step_is_taken_once_in_order_and_lets_only_the_roles_reached_so_far_decide(core, open_request, clock):
+    people, due = core.routing.people, ScheduleStore(core.store)
+    request = open_request("P00051", amount="20000")  # po-large: procurement managers → finance director → the CFO
+    assert not delegation.may_decide(core, request, people["fiona"])
+    with core.store.transaction():
+        assert not due.mark_escalated(request.id, 0, 2, clock.now()), "no step is skipped"
+        assert due.mark_escalated(request.id, 0, 1, clock.now())
+        assert not due.mark_escalated(request.id, 0, 1, clock.now()), "a second taker of the same step gets nothing"
+    assert delegation.escalated_roles(core, request) == ("finance_director",)
+    assert delegation.may_decide(core, request, people["fiona"])
+    assert not delegation.may_decide(core, request, people["carla"]), "later in the chain: not yet"
+
+    delegation.reassign(core, request, people["dana"], people["erik"])
+    with core.store.transaction():
+        assert due.mark_escalated(request.id, 0, 2, clock.now())
+    assert delegation.may_decide(core, request, people["carla"]), "an escalation reaches past a reassignment"
+    assert delegation.may_decide(core, request, people["fiona"]) and not delegation.may_decide(core, request, people["dana"])

@@ -123,6 +123,97 @@ async def test_a_person_outside_the_escalation_role_still_cannot_decide(tmp_path
         assert told == ["Only Procurement manager or Finance director can decide stage 1 of P00045."]
 
 
+THURSDAY_9AM = datetime(2026, 11, 26, 9, tzinfo=timezone.utc)
+
+
+def escalations(stack, reference: str) -> list[tuple[int, str, str]]:
+    request = stack.store.find_requests(reference)[0]
+    return [(e.body["level"], e.body["from"], e.body["to"]) for e in stack.store.narrative(request.id) if e.event == Event.STAGE_ESCALATED]
+
+
+BOTH_STEPS = [(1, "procurement_manager", "finance_director"), (2, "finance_director", "chief_financial_officer")]
+
+
+async def test_a_chain_of_two_escalates_once_per_further_sla_across_a_weekend_then_only_reminds(tmp_path, clock):
+    """po-large stage 1: 8 business hours, then the finance director, 8 more, then the CFO; then reminders only."""
+    clock.at = THURSDAY_9AM
+    async with local_stack(tmp_path / "handoff.db", clock=clock) as stack:
+        real_time_signer(stack)
+        await stack.send_order("P00044")  # 48,000 USD
+        card = await stack.card(PROCUREMENT, "P00044")
+        await move_to(stack, clock, datetime(2026, 11, 27, 8, 59, tzinfo=timezone.utc))
+        assert escalations(stack, "P00044") == [] and ops_alerts(stack, "P00044") == []
+        await move_to(stack, clock, datetime(2026, 11, 27, 9, 0, tzinfo=timezone.utc))  # the SLA ended as Thursday closed
+        fiona_card = await stack.card("fiona", "P00044")
+        assert "escalated to Finance director after its 8 h SLA" in str(fiona_card.blocks)
+        alert = (await wait_until(lambda: ops_alerts(stack, "P00044"), what="the stall alert"))[0]
+        assert "Escalated to Finance director (1st escalation of 2; Chief financial officer follows if it waits another SLA)." in alert.text
+        await stack.click("carla", card, "handoff.approve")
+        refused = await wait_until(lambda: stack.whispers_to("carla"), what="Carla's refusal before her step")
+        assert refused == ["Only Procurement manager or Finance director can decide stage 1 of P00044."]
+
+        await move_to(stack, clock, datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc))
+        await move_to(stack, clock, datetime(2026, 11, 30, 8, 59, tzinfo=timezone.utc))
+        assert stack.slack.dms.get(stack.slack_id("carla")) is None, "no step at the weekend nor before Monday opens"
+        await move_to(stack, clock, datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc))  # 16 business hours
+        carla_card = await stack.card("carla", "P00044")
+        second = "escalated to Chief financial officer (2nd escalation) after 2 × its 8 h SLA"
+        assert second in str(carla_card.blocks)
+        assert second in str(stack.slack.message(PROCUREMENT, card.ts).blocks), "the channel card shows the second step"
+        updated = await wait_until(lambda: "2nd escalation" in stack.slack.message(OPS, alert.ts).text and stack.slack.message(OPS, alert.ts),
+                                   what="the alert updated in place")
+        assert "Escalated to Chief financial officer (2nd escalation, the last of its chain; the reminders go on)." in updated.text
+        body = stack.signer.slash_command_body(stack.slack_id("erik"), "erik", PROCUREMENT, "procurement", "status P00044")
+        _, answer = await stack.post_slack(body)
+        assert "2nd escalation, the last of its chain" in answer and "They may decide it too: Fiona Finance, Carla Chief." in answer
+        assert "Escalated stage 1 to Chief financial officer (2nd escalation, from Finance director)" in answer
+
+        await move_to(stack, clock, datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc))  # a third SLA: the chain has ended
+        await wait_until(lambda: replies(stack, PROCUREMENT, card.ts, "has waited 24 business hours"), what="the reminder after the chain")
+        assert escalations(stack, "P00044") == BOTH_STEPS
+        assert len(ops_alerts(stack, "P00044")) == 1
+        carla_dm = stack.slack.messages[stack.slack.dms[stack.slack_id("carla")]]
+        assert len([m for m in carla_dm if m.thread_ts is None]) == 1, "one card for the CFO"
+
+        await stack.click("carla", carla_card, "handoff.approve")
+        resolved = await wait_until(lambda: "Resolved" in stack.slack.message(OPS, alert.ts).text and stack.slack.message(OPS, alert.ts),
+                                    what="the alert resolved by the CFO's approval")
+        assert "P00044 moved on (now at stage 2, Finance director)" in resolved.text
+
+
+async def test_the_second_escalation_step_survives_a_restart_and_the_first_is_not_repeated(tmp_path, clock):
+    database, clock.at = tmp_path / "handoff.db", THURSDAY_9AM
+    async with local_stack(database, clock=clock) as stack:
+        await stack.send_order("P00044")
+        await stack.card(PROCUREMENT, "P00044")
+        await move_to(stack, clock, datetime(2026, 11, 27, 9, 0, tzinfo=timezone.utc))
+        await stack.card("fiona", "P00044")
+
+    # The fakes start empty again: whatever reaches them came from the new process.
+    async with local_stack(database, clock=clock) as stack:
+        await move_to(stack, clock, datetime(2026, 11, 27, 16, 59, tzinfo=timezone.utc))
+        assert escalations(stack, "P00044") == BOTH_STEPS[:1]
+        await move_to(stack, clock, datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc))
+        await stack.card("carla", "P00044")
+        assert escalations(stack, "P00044") == BOTH_STEPS
+        assert stack.slack.dms.get(stack.slack_id("fiona")) is None, "the first step was not taken again"
+
+
+async def test_an_escalation_never_reaches_the_requester_nor_lets_them_decide(tmp_path, clock):
+    text = SAMPLE_ROUTING.read_text().replace('erp_login = "carla@example.com"', 'erp_login = "tom@example.com"', 1)
+    (tmp_path / "routing.toml").write_text(text)  # Carla, the CFO, raised P00044 herself
+    async with local_stack(tmp_path / "handoff.db", routing=load_routing(tmp_path / "routing.toml"), clock=clock) as stack:
+        real_time_signer(stack)
+        await stack.send_order("P00044")
+        card = await stack.card(PROCUREMENT, "P00044")
+        await move_to(stack, clock, datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc))  # Wednesday: 16 business hours
+        await wait_until(lambda: len(escalations(stack, "P00044")) == 2, what="both steps")
+        assert stack.slack.dms.get(stack.slack_id("carla")) is None
+        await stack.click("carla", card, "handoff.approve")
+        told = await wait_until(lambda: stack.whispers_to("carla"), what="Carla's refusal")
+        assert told[0].startswith("You can't approve your own request.")
+
+
 def dm_routing(tmp_path: Path):
     """po-standard by DM, with Erik in New York: his 9 am is 14:00 UTC."""
     text = SAMPLE_ROUTING.read_text()
