@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -31,9 +32,15 @@ RECONCILED_STATES = ["to approve", "purchase", "done", "cancel"]
 FIRST_POLL_LOOKBACK = timedelta(days=1)
 # write_uid is a log-access column every model has (odoo/models.py LOG_ACCESS_COLUMNS): who saved the order last.
 # date_approve ("Confirmation Date") is what button_approve stamps (addons/purchase/models/purchase_order.py).
+# message_attachment_count comes with mail.thread (addons/mail/models/mail_thread.py): it counts the ir.attachment rows
+# with this res_model and res_id, as a search_count would, in the same read.
 ORDER_FIELDS = ["name", "state", "partner_id", "amount_total", "currency_id", "user_id", "order_line", "company_id", "write_date", "date_order",
-                "write_uid", "date_approve"]
+                "write_uid", "date_approve", "message_attachment_count"]
 LINE_FIELDS = ["name", "product_qty", "price_unit", "price_subtotal", "display_type"]
+# A user's name, login and email rarely change, yet every order of one purchase representative would read them again:
+# each is kept this long per process (a login change shows within a minute), for at most this many users.
+PEOPLE_TTL_S = 60.0
+PEOPLE_KEPT = 1024
 
 
 class OdooSettings(BaseModel):
@@ -114,6 +121,7 @@ class OdooConnector:
         self._rpc = OdooRpc(settings, session)
         self._backoff = backoff
         self._sleep = sleep
+        self._people: dict[int, tuple[float, ErpPerson]] = {}  # user id -> (good until, monotonic; the person)
 
     async def fetch_record(self, ref: RecordRef) -> ErpRecord:
         """The purchase order as Odoo has it now, with its lines, requester, vendor history and attachment count."""
@@ -126,8 +134,8 @@ class OdooConnector:
                 "It was deleted, or the API user lacks access to its company."
             )
         order = rows[0]
-        lines, requester, open_orders, exceptions, attachments = await asyncio.gather(
-            self._lines(order), self._requester(order), self._open_orders(order), self._recent_exceptions(order), self._attachment_count(order)
+        lines, requester, open_orders, exceptions = await asyncio.gather(
+            self._lines(order), self._requester(order), self._open_orders(order), self._recent_exceptions(order)
         )
         business_unit = _text(order.get(self.settings.business_unit_field)) if self.settings.business_unit_field else None
         exception = order.get(self.settings.exception_field) if self.settings.exception_field else None
@@ -144,7 +152,7 @@ class OdooConnector:
             business_unit=business_unit,
             region=self.settings.region_by_business_unit.get(business_unit) if business_unit else None,
             exception_type=str(exception) if exception else None,
-            attachment_count=attachments,
+            attachment_count=order.get("message_attachment_count") or 0,
             url=self.record_url(ref),
             etag=order.get("write_date") or None,
             vendor_history=VendorHistory(open_orders=open_orders, recent_exceptions=exceptions),
@@ -275,10 +283,18 @@ class OdooConnector:
         if not order["user_id"]:
             return None
         user_id, name = order["user_id"]
+        kept = self._people.get(user_id)
+        # The order's own read names the user afresh, so a renamed user is read again at once.
+        if kept is not None and kept[0] > time.monotonic() and kept[1].name == name:
+            return kept[1]
         rows = await self._call("res.users", "read", [user_id], fields=["name", "login", "email"])
         if not rows:
             return ErpPerson(name=name)
-        return ErpPerson(name=rows[0]["name"], login=rows[0]["login"] or None, email=rows[0]["email"] or None)
+        person = ErpPerson(name=rows[0]["name"], login=rows[0]["login"] or None, email=rows[0]["email"] or None)
+        if len(self._people) >= PEOPLE_KEPT:
+            self._people.clear()
+        self._people[user_id] = (time.monotonic() + PEOPLE_TTL_S, person)
+        return person
 
     async def _open_orders(self, order: dict[str, Any]) -> int:
         if not order["partner_id"]:
@@ -294,9 +310,6 @@ class OdooConnector:
         rows = await self._call(PURCHASE_ORDER, "search_read", domain=domain, fields=[field], order="date_order desc", limit=3)
         return tuple(str(row[field]) for row in rows)
 
-    async def _attachment_count(self, order: dict[str, Any]) -> int:
-        domain = [["res_model", "=", PURCHASE_ORDER], ["res_id", "=", order["id"]]]
-        return await self._call("ir.attachment", "search_count", domain=domain)
 
 
 def _order_id(ref: RecordRef) -> int:

@@ -18,14 +18,17 @@ from typing import Any
 
 PURCHASE_MANAGER = "purchase.group_purchase_manager"
 M2O, O2M, M2M = "many2one", "one2many", "many2many"
+# mail.thread's message_attachment_count (addons/mail/models/mail_thread.py): ir.attachment rows with
+# res_model = the record's model and res_id = its id, computed on read, never stored.
+ATTACHMENTS = "attachment_count"
 
-# model -> field -> None (scalar), (M2O, comodel), (M2M, comodel) or (O2M, comodel, inverse field)
+# model -> field -> None (scalar), (M2O, comodel), (M2M, comodel), (O2M, comodel, inverse field) or (ATTACHMENTS,)
 SCHEMA: dict[str, dict[str, Any]] = {
     "purchase.order": {
         "name": None, "state": None, "partner_id": (M2O, "res.partner"), "amount_total": None,
         "currency_id": (M2O, "res.currency"), "user_id": (M2O, "res.users"), "company_id": (M2O, "res.company"),
         "order_line": (O2M, "purchase.order.line", "order_id"), "date_order": None, "date_approve": None,
-        "locked": None, "write_date": None, "write_uid": (M2O, "res.users"),
+        "locked": None, "write_date": None, "write_uid": (M2O, "res.users"), "message_attachment_count": (ATTACHMENTS,),
     },
     "purchase.order.line": {
         "name": None, "order_id": (M2O, "purchase.order"), "product_qty": None, "price_unit": None,
@@ -113,7 +116,7 @@ class OdooDb:
 
     def create(self, model: str, values: dict[str, Any]) -> int:
         record_id, self._next_id = self._next_id, self._next_id + 1
-        scalars = {f: [] if kind and kind[0] == M2M else False for f, kind in self.schema[model].items() if not kind or kind[0] != O2M}
+        scalars = {f: [] if kind and kind[0] == M2M else False for f, kind in self.schema[model].items() if not kind or kind[0] not in (O2M, ATTACHMENTS)}
         self.records[model][record_id] = {**scalars, **self._commands(model, values, {}), "write_date": self.stamp()}
         return record_id
 
@@ -135,7 +138,7 @@ class OdooDb:
         for model, fields in SCHEMA.items():
             model_id = self.create("ir.model", {"name": model, "model": model})
             for name, kind in fields.items():
-                ttype = kind[0] if kind else ("selection" if name == "state" else "char")
+                ttype = ("integer" if kind[0] == ATTACHMENTS else kind[0]) if kind else ("selection" if name == "state" else "char")
                 field_id = self.create("ir.model.fields", {"name": name, "model": model, "model_id": model_id, "ttype": ttype})
                 if model == "purchase.order" and name == "state":
                     for value, label in PURCHASE_STATES.items():
@@ -178,6 +181,8 @@ class OdooDb:
         kind = self.schema[model][field]
         if kind and kind[0] == O2M:
             return self.search(kind[1], [[kind[2], "=", record_id]], order="id")
+        if kind and kind[0] == ATTACHMENTS:
+            return len(self.search("ir.attachment", [["res_model", "=", model], ["res_id", "=", record_id]]))
         if kind and kind[0] == M2M:
             return list(self.records[model][record_id].get(field) or [])
         value = self.records[model][record_id].get(field, False)

@@ -310,11 +310,11 @@ async def test_writing_to_a_deleted_order_is_not_found(odoo):
 
 async def test_missing_access_rights_are_refused_with_the_fix(odoo):
     order = odoo.fake.add_purchase_order(amount=900)
-    odoo.fake.db.denied_models.add("ir.attachment")
+    odoo.fake.db.denied_models.add("res.users")
     with pytest.raises(ErpRefused) as refused:
         await odoo.connector().fetch_record(ref(order))
     assert str(refused.value) == (
-        "Odoo refused ir.attachment.search_count to the API user 'handoff-bot': You are not allowed to access 'ir.attachment' "
+        "Odoo refused res.users.read to the API user 'handoff-bot': You are not allowed to access 'res.users' "
         "records.\n\nContact your administrator to request access if necessary. Give that user the access it needs "
         "(at least Purchase / User), then retry."
     )
@@ -424,6 +424,40 @@ def test_settings_refuse_what_the_connector_cannot_do():
         OdooSettings(url="https://odoo.example.com", database="db", login="bot", api_key="k", webhook_secret="s", models=["sale.order"])
     with pytest.raises(ValidationError, match="is not an http"):
         OdooSettings(url="odoo.example.com", database="db", login="bot", api_key="k", webhook_secret="s")
+
+
+def calls_made(fake: FakeOdoo, before: dict) -> dict:
+    """Model calls since `before`; the one-off version probe (api "auto") is not a read."""
+    return {call: n - before.get(call, 0) for call, n in fake.calls.items() if n != before.get(call, 0) and call != "web.version"}
+
+
+async def test_an_order_is_read_in_four_calls_and_its_representative_once_a_minute(odoo):
+    first = odoo.fake.add_purchase_order(lines=[("Bolts", 2, 5.0)], attachments=2)
+    second = odoo.fake.add_purchase_order(lines=[("Nuts", 3, 1.0)], requester_login="marc@example.com")
+    connector = odoo.connector()
+
+    before = dict(odoo.fake.calls)
+    record = await connector.fetch_record(ref(first))
+    assert calls_made(odoo.fake, before) == {"purchase.order.read": 1, "purchase.order.line.read": 1, "res.users.read": 1,
+                                             "purchase.order.search_count": 1}
+    assert record.attachment_count == 2
+
+    before = dict(odoo.fake.calls)
+    again = await connector.fetch_record(ref(second))
+    assert calls_made(odoo.fake, before) == {"purchase.order.read": 1, "purchase.order.line.read": 1, "purchase.order.search_count": 1}
+    assert again.requester == record.requester and again.attachment_count == 0
+
+
+async def test_a_renamed_representative_is_read_again_at_once(odoo):
+    first = odoo.fake.add_purchase_order(lines=[("Bolts", 2, 5.0)], requester_login="marc@example.com")
+    connector = odoo.connector()
+    await connector.fetch_record(ref(first))
+    user = odoo.fake.db.records["purchase.order"][first]["user_id"]
+    odoo.fake.set_field("res.users", user, name="Marc Dubois-Martin", email="marc.dm@example.com")
+
+    record = await connector.fetch_record(ref(first))
+
+    assert record.requester == ErpPerson(name="Marc Dubois-Martin", login="marc@example.com", email="marc.dm@example.com")
 
 
 async def test_an_untouched_order_is_confirmed_unchanged_by_one_read_of_the_order(odoo):
