@@ -128,21 +128,29 @@ async def story_stall(stack: LocalStack, n: Narrator, clock: OffsetClock) -> Non
     n.detail(reminder[0].text)
     ops = stack.routing.channels["ops"].slack
     alert = (await until(lambda: [m for m in stack.slack.messages.get(ops, []) if "Stalled: P00044" in m.text], "the stall alert"))[0]
-    fiona = await stack.card("fiona", "P00044")
+    await stack.card("fiona", "P00044")
     n.say(f"{clock_time(clock.now())} · past the SLA → escalated to Fiona (finance director) by DM; the card says so:")
     view = await Approvals(stack.app[CORE]).view(stack.store.find_requests("P00044")[0].id)
     n.detail(view.headline)
     n.say("One alert in #ops, with what is stuck, where, for how long, who holds it and the next action:")
     n.detail(alert.text)
+    edited = lambda: "2nd escalation" in stack.slack.message(ops, alert.ts).text and stack.slack.message(ops, alert.ts)  # noqa: E731
+    alert = await until(edited, "the second escalation")
+    carla = await stack.card("carla", "P00044")
+    n.say(f"{clock_time(clock.now())} · another SLA gone → the chain's next step, Carla (CFO), by DM; the card and the "
+          "same #ops alert say so:")
+    view = await Approvals(stack.app[CORE]).view(stack.store.find_requests("P00044")[0].id)
+    n.detail(view.headline)
+    n.detail(next(line for line in alert.text.splitlines() if line.startswith("Escalated")))
     stack.signer = SlackSigner(SIGNING_SECRET, SystemClock(), stack.slack.workspace)  # Slack signs with the real time
     body = stack.signer.slash_command_body(stack.slack_id("erik"), "erik", procurement, "procurement", "status P00044")
     status, text = await stack.post_slack(body)
     n.say(f"Erik asks /handoff status P00044 → HTTP {status}")
     n.detail(text)
-    await stack.click("fiona", fiona, "handoff.approve")
+    await stack.click("carla", carla, "handoff.approve")
     resolved = await wait_until(lambda: "Resolved" in stack.slack.message(ops, alert.ts).text and stack.slack.message(ops, alert.ts),
                                 what="the resolved alert")
-    n.say("Fiona approves stage 1 from her escalated card → the same #ops alert is edited, not reposted:")
+    n.say("Carla approves stage 1 from her escalated card → the same #ops alert is edited, not reposted:")
     n.detail(resolved.text)
 
 

@@ -73,5 +73,5 @@ async def test_the_demo_tells_the_whole_story_and_ends_verified():
     assert await run_demo(out=out) == 0
     text = out.getvalue()
     for beat in ("HTTP 200 duplicate; still 1 card", "You can't approve your own request", "state “purchase”",
-                 "What changed for P00042", "not counted", "chatter note", "hash chain intact"):
+                 "What changed for P00042", "not counted", "chatter note", "(2nd escalation)", "hash chain intact"):
         assert beat in text
