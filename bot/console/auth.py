@@ -44,10 +44,10 @@ class ConsoleAuth:
         return self._derive("csrf")
 
     def signed_in(self, request: web.Request) -> bool:
-        return self.local or hmac.compare_digest(request.cookies.get(COOKIE, ""), self._derive("session"))
+        return self.local or same_secret(request.cookies.get(COOKIE, ""), self._derive("session"))
 
     def token_matches(self, given: str) -> bool:
-        return self._token is not None and hmac.compare_digest(given.encode(), self._token.encode())
+        return self._token is not None and same_secret(given, self._token)
 
     def sign_in(self, response: web.StreamResponse) -> None:
         response.set_cookie(COOKIE, self._derive("session"), httponly=True, samesite="Strict", path="/console",
@@ -56,6 +56,11 @@ class ConsoleAuth:
     @staticmethod
     def sign_out(response: web.StreamResponse) -> None:
         response.del_cookie(COOKIE, path="/console")
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison that also takes non-ASCII input (compare_digest raises TypeError on such str)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode())
 
 
 def same_origin(request: web.Request) -> bool:
@@ -81,7 +86,7 @@ def guard(auth: ConsoleAuth) -> Callable:
             if not is_login and not auth.signed_in(request):
                 return render("Sign-in needed", '<p>Your session has ended. <a href="/console/login">Sign in</a> and submit again.</p>', status=401)
             form = await request.post()
-            if not is_login and not hmac.compare_digest(str(form.get("csrf", "")), auth.csrf):
+            if not is_login and not same_secret(str(form.get("csrf", "")), auth.csrf):
                 log.warning("console.form_refused", extra={"path": request.path, "reason": "csrf token missing or wrong"})
                 return render("Form refused", "<p>The form's security token is missing or out of date. Reload the page and submit it again.</p>", status=403)
         elif not is_login and not auth.signed_in(request):

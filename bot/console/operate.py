@@ -19,6 +19,9 @@ from .page import csrf_field, h, table
 log = logging.getLogger(__name__)
 
 
+MAX_ITEM_ID = 2**63 - 1  # SQLite INTEGER and PostgreSQL BIGINT
+
+
 def _request_link(rid: str | None) -> str:
     return f'<a href="/console/requests/{h(rid)}">{h(rid)}</a>' if rid else "—"
 
@@ -48,7 +51,8 @@ async def retry_item(request: web.Request) -> web.Response:
     console = request.app[CONSOLE]
     core = console.core(request)
     raw = request.match_info["item_id"]
-    if not raw.isdigit():
+    # isdigit() alone admits "²" (int() refuses it) and 20-digit ids overflow a 64-bit column: both were 500s.
+    if not (raw.isascii() and raw.isdigit() and int(raw) <= MAX_ITEM_ID):
         return console.page(request, "No such item", f"<p>{h(raw)} is not an outbox item number.</p>", status=404)
     item_id = int(raw)
     with core.store.transaction() as conn:

@@ -93,3 +93,27 @@ async def test_local_development_opens_the_console_without_sign_in_and_says_so_i
     response = await client.get("/console")
     assert response.status == 200 and "Aging board" in text_of(await response.text())
     assert any(r.message == "console.sign_in_disabled" and r.levelname == "WARNING" for r in caplog.records)
+
+
+# Found by tests/bot/test_openapi_fuzz.py: hmac.compare_digest raises TypeError on non-ASCII str, so these were 500s.
+async def test_a_session_cookie_with_non_ascii_characters_is_sent_to_sign_in(browser):
+    async with browser.http.get("/console/outbox", headers={"Cookie": "handoff_console=\u00e9t\u00e9"}, allow_redirects=False) as response:
+        assert response.status == 303
+        assert response.headers["Location"] == "/console/login?next=/console/outbox"
+
+
+async def test_a_non_ascii_csrf_token_or_admin_token_is_refused(browser):
+    status, page = await browser.post("/console/login", {"token": "\u00e9\U0001f4a9"})
+    assert status == 401 and "That token is not the console's admin token." in text_of(page)
+    await browser.sign_in()
+    status, page = await browser.post("/console/outbox/1/retry", {"csrf": "\u00e9"})
+    assert status == 403 and "security token is missing or out of date" in text_of(page)
+
+
+async def test_retrying_an_item_number_that_cannot_exist_is_a_404(browser):
+    await browser.sign_in()
+    await browser.get("/console/outbox")
+    # "²" passes str.isdigit() but not int(); 2**64 does not fit the 64-bit id column.
+    for item in ("\u00b2", str(2**64)):
+        status, page = await browser.post(f"/console/outbox/{item}/retry", {"csrf": browser.csrf})
+        assert status == 404 and "is not an outbox item number" in text_of(page)
