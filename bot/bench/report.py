@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 # Each row of the table: the scenario's key in a backend's result, and the latency its p50/p99 columns show.
-ROWS = (("ceiling", "card"), ("event_to_card", "card"), ("click_to_ack", "ack"), ("teams_click_to_ack", "ack"))
+ROWS = (("ceiling", "card"), ("event_to_card", "card"), ("click_to_ack", "ack"), ("teams_event_to_card", "card"),
+        ("teams_click_to_ack", "ack"))
 
 
 def _level(scenarios: dict, scenario: str, concurrency: int) -> dict:

@@ -13,6 +13,9 @@ from handoff.bot.core.route import RoutingConfig
 from handoff.bot.routing_file import load_routing
 
 CHANNELS = 256
+# Teams allows seven posts a second per thread where Slack allows one, so a quarter of the channels carry the load;
+# fewer channels also means fewer installs to send before a Teams run.
+TEAMS_CHANNELS = 64
 TIER = 10  # EUR per amount tier: an order of n * TIER + 5 goes to channel n
 
 
@@ -59,12 +62,14 @@ def write_routing(path: Path, chat: Platform = "slack") -> RoutingConfig:
     ]
     if chat == "slack":
         parts.append(channel("ceiling", CEILING_CHANNEL, ""))
-    for tier in range(CHANNELS):
+    channels = CHANNELS if chat == "slack" else TEAMS_CHANNELS
+    for tier in range(channels):
         parts.append(channel(channel_key(tier), slack_channel(tier), teams_channel(tier)))
     for tier in range(CHANNELS):
         parts.append(
-            f'[[rules]]\nname = "{channel_key(tier)}"\namount_at_least = {tier * TIER}\namount_below = {(tier + 1) * TIER}\n'
-            f'[[rules.stages]]\nrole = "procurement_manager"\nmode = "first"\ndeliver = "channel"\nchannel = "{channel_key(tier)}"\n'
+            f'[[rules]]\nname = "tier{tier:03d}"\namount_at_least = {tier * TIER}\namount_below = {(tier + 1) * TIER}\n'
+            f'[[rules.stages]]\nrole = "procurement_manager"\nmode = "first"\ndeliver = "channel"\n'
+            f'channel = "{channel_key(tier % channels)}"\n'
         )
     path.write_text("\n".join(parts))
     return load_routing(path)

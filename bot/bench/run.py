@@ -6,7 +6,7 @@ import os
 import platform
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -77,63 +77,71 @@ def _with_ratio(run: Run, base: Run, latency: str) -> dict:
     return level
 
 
-def _wanted(options: Options, per_s: float) -> int:
-    # As many cards as a click level could approve in its time at `per_s`, and some spare.
-    return min(options.max_requests, int(per_s * options.duration_s * 1.5) + 20)
+def _wanted(options: Options, per_s: float, concurrency: int) -> int:
+    # As many cards as a click level could approve in its time at `per_s`, and one more round of clicks to spare.
+    return min(options.max_requests, int(per_s * options.duration_s * 1.5) + concurrency)
+
+
+async def _levels(backend: str, flows: Flows, floors: dict[int, Run], options: Options, progress: Progress,
+                  before: Callable[[int], Awaitable[None]] | None = None) -> tuple[list[dict], list[dict]]:
+    """Event → card at each level (after `before` it), then click → ack at each level, on cards the first made."""
+    chat, cards, clicks = flows.served.chat, [], []
+    for level in LEVELS:
+        if before:
+            await before(level)
+        run = await flows.event_to_card(level, options.duration_s, options.max_requests)
+        cards.append(_with_ratio(run, floors[level], "card"))
+        progress(f"{backend:<10} {chat:<5} event→card  c={level:<2} {cards[-1]['per_s']:>8} /s  p99 {cards[-1]['card_p99_ms']} ms")
+    for level, card in zip(LEVELS, cards, strict=True):
+        run = await flows.click_to_ack(level, options.duration_s, _wanted(options, card["per_s"], level))
+        clicks.append(_with_ratio(run, floors[level], "ack"))
+        progress(f"{backend:<10} {chat:<5} click→ack   c={level:<2} {clicks[-1]['per_s']:>8} /s  p99 {clicks[-1].get('ack_p99_ms')} ms")
+    return cards, clicks
 
 
 async def _slack(backend: str, fresh: Fresh, workdir: Path, options: Options, progress: Progress) -> tuple[dict, dict[int, Run]]:
-    """Ceiling and event → card, level by level, then Slack click → ack; Handoff and the ceiling each in a process."""
+    """The ceiling and Slack's event → card level by level, then Slack's clicks; Handoff and the ceiling each in a process."""
+    floors: dict[int, Run] = {}
     with fresh("slack") as database, fresh("ceiling") as bare_database:
         async with handoff_process(workdir, database, "slack", f"{backend}-slack") as served, \
                 ceiling.ceiling_process(workdir, bare_database, served.slack_url, served.slack.token) as bare:
-            flows = Flows(served)
             sample = served.odoo.webhook_body(served.shelf.add()[0])
-            floors, cards, clicks = {}, [], []
-            for level in LEVELS:
+
+            async def floor(level: int) -> None:
                 floors[level] = await ceiling.measure(served.http, bare, sample, level, options.duration_s, options.max_requests,
                                                       served.slack.messages)
-                progress(f"{backend:<10} ceiling          c={level:<2} {floors[level].summary()['per_s']:>8} /s")
-                run = await flows.event_to_card(level, options.duration_s, options.max_requests)
-                cards.append(_with_ratio(run, floors[level], "card"))
-                progress(f"{backend:<10} event→card       c={level:<2} {cards[-1]['per_s']:>8} /s  p99 {cards[-1]['card_p99_ms']} ms")
-            for level, card in zip(LEVELS, cards, strict=True):
-                run = await flows.click_to_ack(level, options.duration_s, _wanted(options, card["per_s"]))
-                clicks.append(_with_ratio(run, floors[level], "ack"))
-                progress(f"{backend:<10} slack click→ack  c={level:<2} {clicks[-1]['per_s']:>8} /s  p99 {clicks[-1].get('ack_p99_ms')} ms")
+                progress(f"{backend:<10} ceiling     c={level:<2} {floors[level].summary()['per_s']:>8} /s")
+
+            cards, clicks = await _levels(backend, Flows(served), floors, options, progress, before=floor)
     insert = "one SQLite WAL insert" if backend == "sqlite" else "one PostgreSQL INSERT (autocommit)"
     return {
         "ceiling": {"what": f"bare aiohttp handler in its own process: {insert}, one chat.postMessage to the same fake",
                     "levels": [floors[level].summary() for level in LEVELS]},
-        "event_to_card": {"what": MEASURED["card"], "levels": cards},
+        "event_to_card": {"what": f"Slack: {MEASURED['card']}", "levels": cards},
         "click_to_ack": {"what": f"Slack: {MEASURED['ack']}; decided: {MEASURED['decided']}", "levels": clicks},
     }, floors
 
 
-async def _teams(backend: str, fresh: Fresh, workdir: Path, options: Options, progress: Progress, floors: dict[int, Run],
-                 slack_clicks: list[dict]) -> dict:
-    """Teams click → ack against Handoff configured for Teams, as many clicks as Slack's levels took; cards are made
-    first, unmeasured."""
-    clicks = []
+async def _teams(backend: str, fresh: Fresh, workdir: Path, options: Options, progress: Progress, floors: dict[int, Run]) -> dict:
+    """The same two flows against Handoff configured for Teams, as ratios of the same ceiling."""
     with fresh("teams") as database:
         async with handoff_process(workdir, database, "teams", f"{backend}-teams") as served:
-            flows = Flows(served)
-            for level, slack in zip(LEVELS, slack_clicks, strict=True):
-                run = await flows.click_to_ack(level, options.duration_s, _wanted(options, slack["per_s"]))
-                clicks.append(_with_ratio(run, floors[level], "ack"))
-                progress(f"{backend:<10} teams click→ack  c={level:<2} {clicks[-1]['per_s']:>8} /s  p99 {clicks[-1].get('ack_p99_ms')} ms")
-    return {"what": f"Teams: {MEASURED['ack']} (the answer carries the updated card); decided: {MEASURED['decided']}",
-            "levels": clicks}
+            cards, clicks = await _levels(backend, Flows(served), floors, options, progress)
+    return {
+        "teams_event_to_card": {"what": f"Teams: {MEASURED['card']}", "levels": cards},
+        "teams_click_to_ack": {"what": f"Teams: {MEASURED['ack']} (the answer carries the updated card); decided: {MEASURED['decided']}",
+                               "levels": clicks},
+    }
 
 
 async def _backend(backend: str, workdir: Path, options: Options, progress: Progress) -> dict:
     fresh = _fresh(backend, workdir, options.postgres)
     scenarios, floors = await _slack(backend, fresh, workdir, options, progress)
-    scenarios["teams_click_to_ack"] = await _teams(backend, fresh, workdir, options, progress, floors, scenarios["click_to_ack"]["levels"])
-    progress(f"{backend:<10} stall scan       {options.stall_rows:,} open requests…")
+    scenarios.update(await _teams(backend, fresh, workdir, options, progress, floors))
+    progress(f"{backend:<10} stall scan  {options.stall_rows:,} open requests…")
     with fresh("stall") as database:
         scenarios["stall_scan"] = await stall.measure(database, write_routing(workdir / "stall-routing.toml"), options.stall_rows)
-    progress(f"{backend:<10} memory           {options.memory_requests:,} requests through `handoff serve`…")
+    progress(f"{backend:<10} memory      {options.memory_requests:,} requests through `handoff serve`…")
     with fresh("memory") as database:
         scenarios["memory"] = await memory.measure(workdir, database, options.memory_requests, progress)
     return scenarios

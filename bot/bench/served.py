@@ -53,6 +53,10 @@ class Served:
     teams: TeamsDriver | None = None
 
     @property
+    def chat(self) -> Platform:
+        return "teams" if self.teams else "slack"
+
+    @property
     def webhook_url(self) -> str:
         return f"{self.child.url}/webhooks/odoo?key={WEBHOOK_SECRET}"
 
