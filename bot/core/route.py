@@ -176,7 +176,7 @@ def _stage_plan(config: RoutingConfig, index: int, spec: StageSpec) -> StagePlan
         delivery=spec.deliver,
         channel=spec.channel,
         sla_hours=spec.sla_hours or config.defaults.sla_hours,
-        escalate_to=spec.escalate_to,
+        escalate_to=config.escalation_for(spec),
     )
 
 

@@ -64,6 +64,7 @@ class PersonSpec(Person):
 
 class Role(Frozen):
     members: tuple[str, ...] = ()
+    manager: str | None = None  # the role above: a stage without escalate_to escalates up this line
 
 
 class ChannelSpec(Frozen):
@@ -159,6 +160,18 @@ class RoutingConfig(Frozen):
     def platform_for(self, rule: Rule) -> Platform:
         return rule.platform or self.defaults.platform
 
+    def escalation_for(self, stage: StageSpec) -> tuple[str, ...]:
+        """The stage's escalate_to, else its role's manager roles, nearest first."""
+        if stage.escalate_to:
+            return stage.escalate_to
+        chain: list[str] = []
+        role = self.roles.get(stage.role)
+        # A manager cycle is refused at load; the membership test only keeps an unchecked config from looping.
+        while role is not None and role.manager and role.manager not in (stage.role, *chain):
+            chain.append(role.manager)
+            role = self.roles.get(role.manager)
+        return tuple(chain)
+
     def calendar_for(self, region: str | None) -> BusinessCalendar:
         """The region's calendar, else [defaults] calendar, else Mon–Fri 09:00–17:00 UTC."""
         wanted = (region or "").casefold()
@@ -182,6 +195,7 @@ def _problems(config: RoutingConfig, at: Locate) -> Iterator[str]:
             f"could not be counted. Fix: add [calendars.{config.defaults.calendar}] or use one of: {_known(config.calendars)}."
         )
     yield from _check_roles(config, at)
+    yield from _check_managers(config, at)
     yield from _check_rule_names(config, at)
     for i, rule in enumerate(config.rules):
         for j, stage in enumerate(rule.stages):
@@ -220,6 +234,27 @@ def _check_roles(config: RoutingConfig, at: Locate) -> Iterator[str]:
                     f"{at(('roles', name, 'members'))}: role '{name}' lists '{member}', who is not in [people]. "
                     f"Fix: add [people.{member}] or use one of: {_known(config.people)}."
                 )
+
+
+def _check_managers(config: RoutingConfig, at: Locate) -> Iterator[str]:
+    for name, role in config.roles.items():
+        if role.manager is None:
+            continue
+        if role.manager not in config.roles:
+            yield (
+                f"{at(('roles', name, 'manager'))}: role '{name}' names manager role '{role.manager}', which is not "
+                f"defined. Fix: add [roles.{role.manager}] or use one of: {_known(config.roles)}."
+            )
+            continue
+        line, current = [name], role.manager
+        while current in config.roles and current not in line:
+            line.append(current)
+            current = config.roles[current].manager
+        if current == name and name == min(line):  # a cycle, reported once, at its first role by name
+            yield (
+                f"{at(('roles', name, 'manager'))}: roles {' → '.join([*line, name])} manage each other in a circle, so "
+                f"an escalation up that line would never end. Fix: remove manager from one of them."
+            )
 
 
 def _check_rule_names(config: RoutingConfig, at: Locate) -> Iterator[str]:

@@ -124,6 +124,16 @@ def test_escalate_to_takes_one_role_or_a_chain_of_roles(tmp_path):
     assert chain.rules[1].stages[1].escalate_to == ("managers", "heads")
 
 
+def test_a_stage_without_escalate_to_climbs_its_roles_managers(tmp_path):
+    config = load_routing(write(tmp_path, ('members = ["dana", "erik"]', 'members = ["dana", "erik"]\nmanager = "directors"'),
+                                ("[roles.directors]", '[roles.heads]\nmembers = ["dana"]\n\n[roles.directors]\nmanager = "heads"')))
+    facts = RouteFacts(source="odoo", model="purchase.order", amount=Decimal("12500"), currency="EUR", region="EU")
+
+    plan = plan_route(config, facts)
+
+    assert [s.escalate_to for s in plan.stages] == [("directors", "heads"), ("managers",)], "escalate_to, when given, wins"
+
+
 CROSS_CHECKS = {
     "unknown stage role": (
         [('role = "directors"', 'role = "directorz"')],
@@ -149,6 +159,17 @@ CROSS_CHECKS = {
         [('escalate_to = "managers"', 'escalate_to = ["managers", "directors"]')],
         "{path}:46: rule 'large' stage 2 escalates to its own role 'directors' (step 2), whose members already hold "
         "the stage. Fix: remove 'directors' from escalate_to and name the role above it.",
+    ),
+    "unknown manager role": (
+        [('members = ["dana", "erik"]', 'members = ["dana", "erik"]\nmanager = "bosses"')],
+        "{path}:19: role 'managers' names manager role 'bosses', which is not defined. "
+        "Fix: add [roles.bosses] or use one of: directors, managers.",
+    ),
+    "roles managing each other": (
+        [('members = ["dana", "erik"]', 'members = ["dana", "erik"]\nmanager = "directors"'),
+         ('members = ["erik"]', 'members = ["erik"]\nmanager = "managers"')],
+        "{path}:23: roles directors → managers → directors manage each other in a circle, so an escalation up that "
+        "line would never end. Fix: remove manager from one of them.",
     ),
     "role without members": (
         [('members = ["erik"]', "members = []")],
