@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 
-from handoff.bot.core import delegation
+from handoff.bot.core import delegation, status
 from handoff.bot.core.events import Event
 from handoff.bot.core.models import StageMode
 from handoff.bot.core.route import targets_for_stage
@@ -98,6 +98,7 @@ def test_each_escalation_step_is_taken_once_in_order_and_lets_only_the_roles_rea
         assert not due.mark_escalated(request.id, 0, 1, clock.now()), "a second taker of the same step gets nothing"
     assert delegation.escalated_roles(core, request) == ("finance_director",)
     assert delegation.may_decide(core, request, people["fiona"])
+    assert [r.reference for r in status.pending_for(core, people["fiona"])] == ["P00051"], "in her inbox too"
     assert not delegation.may_decide(core, request, people["carla"]), "later in the chain: not yet"
 
     delegation.reassign(core, request, people["dana"], people["erik"])
