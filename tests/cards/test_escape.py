@@ -87,6 +87,13 @@ def test_adaptive_date_functions_are_not_expanded():
     assert "{{" not in escaped
 
 
+def test_adaptive_date_functions_behind_more_braces_are_not_expanded():
+    # Replacing "{{" once per pair left "{{" between the pairs of "{{{{" (found by tests/fuzz/parsers_harness.py).
+    escaped = escape_adaptive("{{{{DATE(2017-02-14T06:00:00Z, SHORT)}}")
+
+    assert "{{" not in escaped and escaped.replace("\u200b", "") == "{{{{DATE\\(2017-02-14T06:00:00Z, SHORT\\)}}"
+
+
 def test_adaptive_backslashes_survive():
     assert rendered(escape_adaptive(r"C:\temp\*")) == "<p>C:\\temp\\*</p>\n"
 
