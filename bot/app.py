@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from slack_sdk.web.async_client import AsyncWebClient
 
-from handoff.bot.channels.slack import SlackChannel, build_bolt_app, slack_handler
+from handoff.bot.channels.slack import SlackChannel, build_bolt_app, sdk_logger, slack_handler
 from handoff.bot.config import Settings
 from handoff.bot.console import register_console
 from handoff.bot.core.act import Approvals
@@ -246,7 +246,7 @@ def _lifecycle(routing: RoutingConfig, clock: Clock):
                 # Without a session the SDK opens a new ClientSession, connection and DNS lookup (a thread) per call
                 # (slack_sdk/web/async_internal_utils.py _request_with_session): slower, and native memory that grew.
                 client = AsyncWebClient(token=settings.slack.bot_token.get_secret_value(), base_url=settings.slack.api_base_url,
-                                        session=slack_session)
+                                        session=slack_session, logger=sdk_logger())
                 await _check_slack(client)
                 channels["slack"] = SlackChannel(client)
                 app[SLACK] = slack_handler(build_bolt_app(settings.slack, client, approvals, channels["slack"], core),

@@ -56,6 +56,18 @@ class SlackSettings(BaseModel):
     api_base_url: str = "https://slack.com/api/"
 
 
+def sdk_logger() -> logging.Logger:
+    """The logger to give AsyncWebClient: at its inherited level, set on itself.
+
+    The SDK guards its per-call debug lines with `logger.level <= logging.DEBUG` (slack_sdk/web/async_internal_utils.py;
+    slackapi/python-slack-sdk#1957), which a logger left at NOTSET always passes: every call formatted its whole JSON
+    body, a card's blocks included, into a string nobody logs. A level of its own keeps DEBUG output when asked for.
+    """
+    logger = logging.getLogger("slack_sdk.web.async_base_client")
+    logger.setLevel(logger.getEffectiveLevel())
+    return logger
+
+
 class SlackChannel:
     """ChatChannel for Slack (Web API)."""
 
