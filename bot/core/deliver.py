@@ -229,7 +229,7 @@ class Dispatcher:
         decision = Decision.model_validate(item.payload)
         connector = core.connector(request.ref)
         try:
-            confirmed = await self._already_written(request, decision) or await connector.write_decision(request.packet.record, decision)
+            confirmed = await self._already_written(item, request, decision) or await connector.write_decision(request.packet.record, decision)
         except ErpUnavailable as error:
             self._tell_write_waits(request, error)
             raise
@@ -263,8 +263,10 @@ class Dispatcher:
             refresh_packet(core, request, live, seen_by="erp", reopen_stage=request.stage)
         core.wake()
 
-    async def _already_written(self, request: RequestState, decision: Decision) -> ErpRecord | None:
+    async def _already_written(self, item: OutboxItem, request: RequestState, decision: Decision) -> ErpRecord | None:
         """The live record when it already carries this decision: a retry after a crash must not write it twice."""
+        if item.claims <= 1:
+            return None  # a first claim: no earlier attempt can have written it (the full re-read cost 3-5 ERP calls)
         live = await self.core.connector(request.ref).fetch_record(request.ref)
         wanted = {Verb.APPROVE: "approved", Verb.REJECT: "rejected"}.get(decision.verb)
         return live if wanted is not None and live.erp_decision == wanted else None
