@@ -52,7 +52,8 @@ class GraphCards:
         if kind == "channel":
             team = reference.get("aadGroupId")
             if not team:
-                log.warning("card.lookup_unavailable", extra={"conversation": conversation, "cause": "no team group id stored"})
+                log.warning("card.lookup_unavailable", extra={"conversation": conversation, "cause": "no team group id stored",
+                                                              "fix": "Remove Handoff from that team and add it again."})
                 return None
             # A channel thread's conversation id carries ";messageid=…"; the channel is the part before it.
             url = f"{base}/teams/{team}/channels/{conversation.split(';', 1)[0]}/messages"
@@ -121,7 +122,7 @@ class GraphCards:
         # Graph errors: {"error": {"code", "message"}} (microsoft-graph-docs concepts/errors.md).
         code = ((body or {}).get("error") or {}).get("code") if isinstance(body, dict) else None
         if status == 429:
-            seconds = float(retry_after or 1)
+            seconds = float(retry_after) if (retry_after or "").isdigit() else 1.0
             raise ChatRateLimited(f"Microsoft Graph throttled Handoff reading {conversation}; retry after {seconds:g}s", seconds)
         if 400 <= status < 500:
             return self._refused(conversation, str(status), code)
