@@ -43,6 +43,8 @@ class FakeGraph:
     entra: FakeEntra
     app_name: str = "Handoff"
     reads: list[tuple[str, dict]] = field(default_factory=list)
+    # Answers (status, Retry-After or None) given to the next reads, before any real one: throttling, outages.
+    failures: list[tuple[int, str | None]] = field(default_factory=list)
     _teams: dict[str, str] = field(default_factory=dict)  # channel id -> team (AAD group) id
     _chats: set[str] = field(default_factory=set)
 
@@ -100,6 +102,13 @@ class FakeGraph:
             return _error(401, "unauthenticated", "Access token is missing, invalid or expired.")
         if issued.audience != AUDIENCE or issued.client_id != self.connector.app_id:
             return _error(401, "unauthenticated", f"The token is for {issued.audience}, app {issued.client_id}.")
+        if self.failures:
+            status, retry_after = self.failures.pop(0)
+            code = "activityLimitReached" if status == 429 else "serviceNotAvailable"
+            response = _error(status, code, "Try the request again after a delay.")
+            if retry_after:
+                response.headers["Retry-After"] = retry_after
+            return response
         return None
 
     def _page(self, request: web.Request, messages: list[dict], default_top: int) -> web.Response:

@@ -6,14 +6,15 @@ import logging
 from datetime import timedelta
 
 import pytest
+from aiohttp import web
 from teams_harness import DANA, TENANT, MemoryDirectory, StubApprovals, channel_install, make_view, personal_install
 
 from handoff.bot.channels.teams import TeamsChannel, teams_routes
+from handoff.bot.core.errors import ChatError, ChatRateLimited
 from handoff.bot.core.models import Target
 from handoff.bot.fakes.botconnector import send_activity
 from handoff.bot.fakes.stack_teams import teams_fakes, teams_settings
 from handoff.cards import adaptive
-from aiohttp import web
 
 TEAM_GROUP = "02ce3874-dd86-41ba-bddc-013f34019978"
 CHANNEL_ID = "19:finance-approvals@thread.tacv2"
@@ -135,3 +136,18 @@ async def test_with_graph_read_off_nothing_is_read(aiohttp_server, fakes, clock)
     assert await teams.find_card("req-1", 0, CHANNEL, KEY, clock.now() - timedelta(minutes=5)) is None
     assert graph.reads == []
     await teams.close()
+
+
+async def test_throttling_waits_for_retry_after_and_an_outage_retries_the_item(teams, fakes, clock):
+    """Unlike a refusal, these say nothing about the card: the look-up is asked again, never skipped for a second post."""
+    _, _, graph = fakes
+    graph.failures += [(429, "7"), (503, None)]
+    since = clock.now() - timedelta(minutes=5)
+
+    with pytest.raises(ChatRateLimited) as throttled:
+        await teams.find_card("req-1", 0, CHANNEL, KEY, since)
+    with pytest.raises(ChatError) as outage:
+        await teams.find_card("req-1", 0, CHANNEL, KEY, since)
+
+    assert throttled.value.retry_after == 7
+    assert not outage.value.permanent and "503" in str(outage.value)
