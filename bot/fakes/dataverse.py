@@ -12,12 +12,14 @@ import json
 import re
 import uuid
 from collections import deque
+from collections.abc import Iterable
 
 from aiohttp import web
 
 from handoff.bot.core.ports import Clock
 
 from .dataverse_delta import ChangeLog, ChangeTrackingMixin, tracks_changes
+from .dataverse_index import LookupIndex
 from .dataverse_schema import TABLES, UNREADABLE, Table
 from .dataverse_seed import SeedMixin
 from .entra import FakeEntra
@@ -26,6 +28,9 @@ from .ratelimit import Limit, SlidingWindow
 
 API = "/api/data/v9.2"
 FORMATTED = "OData.Community.Display.V1.FormattedValue"
+# api-limits.md, "How service protection API limits are enforced": per user, in a 300 s sliding window (per web server;
+# the fake is one server). The execution-time and concurrency limits are not modelled.
+SERVICE_PROTECTION = Limit(6000, 300)
 _SEGMENT = re.compile(r"^([a-z_]+)(?:\(([0-9a-fA-F-]{36})\))?$")
 
 
@@ -42,18 +47,20 @@ class FakeDataverse(SeedMixin, ChangeTrackingMixin):
         self.application_users = application_users  # None: every client FakeEntra knows is an application user
         self.rows: dict[str, dict[str, dict]] = {name: {} for name in TABLES}
         self.version = 4815162  # versionnumber is a rowversion: one counter across the database
-        self.service_protection: SlidingWindow | None = None
+        self.service_protection = SlidingWindow(SERVICE_PROTECTION, clock)
+        self.rate_limited_count = 0  # service protection 429s answered (not those injected by fail_next)
         self.down = False
         self.requests: list[tuple[str, str, dict[str, str]]] = []  # (method, path_qs, headers) as received
         self._failures: deque[tuple[int, float | None]] = deque()
         self.denied_tables: set[str] = set()  # entity sets the application user's security role has no privilege on
         self.change_log = ChangeLog()
+        self._lookups = LookupIndex()
         self.seed_plugin_registration()
         self.app = web.Application()
         self.app.router.add_route("*", API + "/{segment}", self._handle)
 
     def limit_requests(self, calls: int, per_seconds: float = 300) -> None:
-        """Service protection: at most `calls` requests per user in a sliding window (Dataverse: 6000 per 300 s)."""
+        """Service protection other than Dataverse's default of 6000 requests per user per 300 s."""
         self.service_protection = SlidingWindow(Limit(calls, per_seconds), self.clock)
 
     def fail_next(self, count: int = 1, status: int = 503, retry_after: float | None = None) -> None:
@@ -122,9 +129,10 @@ class FakeDataverse(SeedMixin, ChangeTrackingMixin):
 
     def _throttle(self, client_id: str) -> web.Response | None:
         limit = self.service_protection
-        wait = limit.retry_after(client_id) if limit else None
-        if limit is None or wait is None:
+        wait = limit.retry_after(client_id)
+        if wait is None:
             return None
+        self.rate_limited_count += 1
         return odata_error(429, "0x80072322", f"Number of requests exceeded the limit of {limit.limit.calls} over time "
                            f"window of {limit.limit.per_seconds:g} seconds.", {"Retry-After": str(wait)})
 
@@ -149,7 +157,7 @@ class FakeDataverse(SeedMixin, ChangeTrackingMixin):
                                      headers=_preference_applied(request))
         clauses = parse_filter(request.query.get("$filter"))
         _checked(table, [column for column, _, _ in clauses])
-        rows = [row for row in self.rows[entity_set].values() if matches(row, clauses)]
+        rows = [row for row in self._candidates(entity_set, clauses) if matches(row, clauses)]
         order = parse_orderby(request.query.get("$orderby"))
         if order:
             _checked(table, [order[0]])
@@ -171,6 +179,13 @@ class FakeDataverse(SeedMixin, ChangeTrackingMixin):
         if start + page < len(rows):
             body["@odata.nextLink"] = str(request.url.update_query({"$skiptoken": str(start + page)}))
         return web.json_response(body, headers=_preference_applied(request))
+
+    def _candidates(self, entity_set: str, clauses: list[tuple[str, str, object]]) -> Iterable[dict]:
+        """The rows a filter can match: through the lookup index when it asks for one lookup value, else all."""
+        lookup = next(((column, value) for column, op, value in clauses if op == "eq" and column.endswith("_value")), None)
+        if lookup is None:
+            return self.rows[entity_set].values()
+        return self._lookups.rows(self.rows[entity_set], entity_set, *lookup)
 
     async def _patch(self, request: web.Request, entity_set: str, record_id: str) -> web.Response:
         table = TABLES[entity_set]
@@ -228,6 +243,7 @@ class FakeDataverse(SeedMixin, ChangeTrackingMixin):
         self.version += 1
         now = self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
         table = TABLES[entity_set]
+        self._lookups.changed(entity_set, values if record_id in self.rows[entity_set] else None)
         row = self.rows[entity_set].setdefault(record_id, {table.id_column: record_id, "createdon": now})
         row.update(values, versionnumber=self.version, modifiedon=now)
         return row

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from handoff.bot.core.ports import Clock
 
+from .dataverse_index import LookupIndex
 from .dataverse_schema import TABLES, entity_set_of
 from .odata import QueryError
 
@@ -54,6 +55,7 @@ class ChangeTrackingMixin:
     change_log: ChangeLog
     clock: Clock
     _shape: Callable[..., dict]
+    _lookups: LookupIndex
 
     def stop_tracking_changes(self, entity: str) -> None:
         """Turn the table's Track changes setting off, so change-tracking reads of it answer 0x80072491."""
@@ -63,6 +65,7 @@ class ChangeTrackingMixin:
         """Delete a row as a Dataverse user would; the next delta read lists it as a `$deletedEntity`."""
         entity_set = entity_set_of(entity)
         del self.rows[entity_set][record_id]
+        self._lookups.changed(entity_set)
         self.version += 1
         self.change_log.deleted.append((entity_set, record_id, self.version))
 

@@ -133,6 +133,23 @@ async def test_service_protection_answers_429_with_retry_after_until_the_window_
     assert (await throttled.json())["error"]["code"] == "0x80072322"
 
 
+async def test_by_default_each_user_gets_6000_requests_per_5_minutes(stack, clock):
+    _, _, fake, dataverse = stack
+    headers = await bearer(stack)
+    for n in range(5999):  # the window's count, not 5,999 HTTP calls: the 6000th and 6001st go over the wire
+        assert fake.service_protection.retry_after("app-1") is None, f"request {n + 1} refused"
+    clock.advance(seconds=10)
+
+    last = await dataverse.get("/api/data/v9.2/accounts", headers=headers)
+    over = await dataverse.get("/api/data/v9.2/accounts", headers=headers)
+
+    assert (last.status, over.status) == (200, 429)
+    assert over.headers["Retry-After"] == "290", "until the first of the 6000 leaves the 300 s window"
+    assert await over.json() == {"error": {"code": "0x80072322",
+                                           "message": "Number of requests exceeded the limit of 6000 over time window of 300 seconds."}}
+    assert fake.rate_limited_count == 1
+
+
 async def test_the_webhook_body_has_the_shape_of_the_shared_fixture(stack):
     _, _, fake, _ = stack
     order = fake.add_purchase_order("PO-000123", "Acme Supplies", "12500.00")
