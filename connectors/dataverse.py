@@ -120,6 +120,16 @@ class DataverseConnector:
             )
         return confirmed
 
+    def requests(self, ref: RecordRef, verb: Verb | None = None) -> int:
+        """At most how many Web API requests `fetch_record(ref)` makes, or `write_decision` with `verb` (CountsRequests)."""
+        table = self._table(ref)
+        # The row, its lines, the vendor's open rows, their exception types, the attachment count.
+        read = 3 + (table.lines is not None) + (table.exception_column is not None)
+        if verb is None:
+            return read
+        # The PATCH, a rejection's note, the confirming re-read. A 412 costs one more GET: rare, and a 429 then says so.
+        return 1 + (verb is Verb.REJECT) + read
+
     async def changed_since(self, cursor: str | None, now: datetime, page_size: int = 500) -> tuple[list[SourceEvent], str | None]:
         """Mapped rows waiting for approval or decided that changed since `cursor`, by change tracking; the next cursor."""
         return await dataverse_changes.changed_since(self._api, self.settings.tables, cursor, now, page_size)

@@ -12,7 +12,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
-from handoff.bot.core.errors import ErpConflict, ErpError, ErpRefused, ErpUnavailable, RecordNotFound
+from handoff.bot.core.errors import ErpConflict, ErpError, ErpRefused, ErpThrottled, ErpUnavailable, RecordNotFound
 from handoff.bot.core.retry import Backoff, with_retries
 
 from .dataverse_auth import TokenProvider
@@ -126,11 +126,11 @@ def _error(status: int, detail: str, retry_after: str | None, what: str) -> ErpE
             "(Environments > Settings > Users + permissions > Application users), add the app registration as an "
             "application user and give it a security role that can read and write the mapped tables and notes."
         )
-    if status == 429 or status >= 500:
-        # Service protection limits answer 429 with Retry-After in seconds (api-limits.md); 503 may carry one too.
-        hint = _seconds(retry_after)
-        return ErpUnavailable(f"Dataverse is {'throttling Handoff' if status == 429 else 'unavailable'} ({status}: {detail}).",
-                              retry_after=hint)
+    if status == 429:
+        # Service protection limits answer 429 with Retry-After in seconds (api-limits.md).
+        return ErpThrottled(f"Dataverse is throttling Handoff ({status}: {detail}).", retry_after=_seconds(retry_after))
+    if status >= 500:
+        return ErpUnavailable(f"Dataverse is unavailable ({status}: {detail}).", retry_after=_seconds(retry_after))
     return ErpRefused(f"Dataverse rejected {what} ({status}: {detail}). Check the table mapping in the Dataverse settings.")
 
 

@@ -14,11 +14,11 @@ from .act import Approvals, close_in_erp, refresh_packet
 from .context import Core
 from .lanes import in_lanes
 from .effects import Effect, Effects
-from .errors import ChatError, ChatRateLimited, ErpConflict, ErpError, ErpUnavailable, HandoffError
+from .errors import ChatError, ChatRateLimited, ErpConflict, ErpError, ErpThrottled, ErpUnavailable, HandoffError
 from .events import Event
 from .models import CardView, Decision, ErpRecord, PostedCard, RequestState, RequestStatus, Target, Verb
 from .pacing import Pacer
-from .ports import ChatChannel, FindsCards
+from .ports import ChatChannel, CountsRequests, FindsCards
 from .retry import Backoff
 from .route import ops_target
 from .tell import what_changed
@@ -73,7 +73,7 @@ class Dispatcher:
 
     async def _paced(self, destination: str, item: OutboxItem) -> None:
         now = self.core.clock.now()
-        slot = self.pacer.reserve(destination, now, str(item.id))
+        slot = self.pacer.reserve(destination, now, str(item.id), self._cost(item))
         if slot > now:
             # Skipped, not blocked: items for other destinations in this batch still go out now.
             outbox.postpone(self.core.store.conn, item.id, slot)
@@ -94,6 +94,16 @@ class Dispatcher:
         request = self.core.store.get_request(item.request_id or "")
         return f"erp.{request.ref.source if request else 'unknown'}"
 
+    def _cost(self, item: OutboxItem) -> int:
+        """How many calls the item makes where it is paced: one, but a write-back to an ERP that counts requests makes more."""
+        request = self.core.store.get_request(item.request_id or "") if item.kind == Effect.ERP_WRITE else None
+        connector = self.core.connectors.get(request.ref.source) if request else None
+        if request is None or not isinstance(connector, CountsRequests):
+            return 1
+        write = connector.requests(request.ref, Decision.model_validate(item.payload).verb)
+        # After an unfinished claim, _already_written re-reads the record first, so as not to write it twice.
+        return write + connector.requests(request.ref) if item.claims > 1 else write
+
     async def _deliver(self, item: OutboxItem, destination: str) -> None:
         store, now = self.core.store, self.core.clock.now()
         handler = {
@@ -105,12 +115,13 @@ class Dispatcher:
         }[Effect(item.kind)]
         try:
             await handler(item)
-        except ChatRateLimited as error:
+        except (ChatRateLimited, ErpThrottled) as error:
             # The platform told us when: waiting is not a failed attempt, and only this destination waits.
-            until = now + timedelta(seconds=error.retry_after)
+            retry_after = error.retry_after if error.retry_after is not None else self.backoff.delay(item.attempts + 1)
+            until = now + timedelta(seconds=retry_after)
             self.pacer.pause(destination, until)
             outbox.postpone(store.conn, item.id, until)
-            log.warning("outbox.paced", extra={"item": item.id, "destination": destination, "retry_after_s": error.retry_after})
+            log.warning("outbox.paced", extra={"item": item.id, "destination": destination, "retry_after_s": retry_after})
             return
         except (Permanent, ChatError, ErpError) as error:
             permanent = isinstance(error, Permanent) or (isinstance(error, ChatError) and error.permanent)
@@ -230,6 +241,8 @@ class Dispatcher:
         connector = core.connector(request.ref)
         try:
             confirmed = await self._already_written(item, request, decision) or await connector.write_decision(request.packet.record, decision)
+        except ErpThrottled:
+            raise  # the ERP is up and only asked for a pause: nothing to tell the approvers
         except ErpUnavailable as error:
             self._tell_write_waits(request, error)
             raise

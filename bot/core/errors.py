@@ -36,6 +36,10 @@ class ErpUnavailable(ErpError):
         self.retry_after = retry_after
 
 
+class ErpThrottled(ErpUnavailable):
+    """The ERP's rate limit answered (429): nothing more goes to it before `retry_after`; not a failed attempt."""
+
+
 class ErpRefused(ErpError):
     """Permanent: the ERP said no (access rights, validation). Retrying won't help; a human must act."""
 

@@ -19,6 +19,7 @@ from .models import (
     Source,
     SourceEvent,
     Target,
+    Verb,
 )
 
 
@@ -92,6 +93,14 @@ class ConversationDirectory(Protocol):
     async def save_conversation(self, platform: Platform, key: str, reference: dict) -> None: ...
 
     async def find_conversation(self, platform: Platform, key: str) -> dict | None: ...
+
+
+@runtime_checkable
+class CountsRequests(Protocol):
+    """An ERP whose rate limit counts HTTP requests (Dataverse: 6000 per 5 minutes per user), so pacing needs the count."""
+
+    def requests(self, ref: RecordRef, verb: Verb | None = None) -> int:
+        """At most how many requests `fetch_record(ref)` makes, or, given a verb, `write_decision` with it."""
 
 
 @runtime_checkable

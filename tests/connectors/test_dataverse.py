@@ -316,3 +316,22 @@ async def test_a_record_without_an_etag_cannot_be_checked(env):
     order = seed_order(env.fake)
     record = (await env.connector().fetch_record(ref(order))).model_copy(update={"etag": None})
     assert await env.connector().unchanged(record) is None
+
+
+@pytest.mark.parametrize("tables", [{}, {"purchaseorder": {"exception_column": "new_exceptiontype"}},
+                                    {"purchaseorder": {"lines": None}}], ids=["default", "exceptions", "no lines"])
+async def test_the_requests_a_read_or_write_back_makes_are_the_ones_the_connector_counts(env, tables):
+    # The outbox reserves this count against the 6000-per-5-minutes limit: an undercount would meet 429s.
+    connector = env.connector(**({"tables": tables} if tables else {}))
+    orders = [seed_order(env.fake), seed_order(env.fake)]
+
+    def sent_by(call_count_before: int) -> int:
+        return len(env.fake.requests) - call_count_before
+
+    for order, verb in zip(orders, (Verb.APPROVE, Verb.REJECT)):
+        before = len(env.fake.requests)
+        record = await connector.fetch_record(ref(order))
+        assert sent_by(before) == connector.requests(ref(order))
+        before = len(env.fake.requests)
+        await connector.write_decision(record, decision(verb, reason="Over budget" if verb is Verb.REJECT else None))
+        assert sent_by(before) == connector.requests(ref(order), verb)

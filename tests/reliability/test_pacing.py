@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+from pacing_harness import deliver_all, queue
 from slack_sdk.web.async_client import AsyncWebClient
 
 from handoff.bot.channels.slack import SlackChannel
 from handoff.bot.core.act import Approvals
 from handoff.bot.core.context import Core
 from handoff.bot.core.deliver import Dispatcher
-from handoff.bot.core.effects import Effects
 from handoff.bot.core.models import Target
 from handoff.bot.core.pacing import Pacer
 from handoff.bot.fakes.slack import FakeSlack, Limit, RateLimits
@@ -44,22 +44,8 @@ async def slack_world(tmp_path, clock, aiohttp_server):
         store.close()
 
 
-def queue(store: Store, clock, channel: str, count: int) -> None:
-    with store.transaction() as conn:
-        for n in range(count):
-            Effects(conn, clock.now()).notify(Target(platform="slack", kind="channel", address=channel), f"{channel} message {n}")
-
-
-async def deliver_all(dispatcher: Dispatcher, store: Store, clock) -> None:
-    """Run the dispatcher on simulated time: drain, then jump the clock to the next due item, until nothing is pending."""
-    for _ in range(10_000):
-        await dispatcher.drain()
-        pending = outbox.items(store.conn, "pending")
-        if not pending:
-            return
-        due = min(datetime.fromisoformat(item.next_at) for item in pending)
-        clock.at = max(clock.at, due)
-    raise AssertionError("the outbox never emptied")
+def in_channel(channel: str) -> Target:
+    return Target(platform="slack", kind="channel", address=channel)
 
 
 def seconds_after(start: datetime, slack: FakeSlack, channel: str) -> list[float]:
@@ -69,9 +55,9 @@ def seconds_after(start: datetime, slack: FakeSlack, channel: str) -> list[float
 async def test_a_burst_of_200_to_one_channel_goes_out_at_the_limit_without_429s_or_starving_others(slack_world, clock):
     dispatcher, slack, store = await slack_world()
     start = clock.now()
-    queue(store, clock, PROCUREMENT, 200)
-    queue(store, clock, FINANCE, 10)
-    queue(store, clock, OPS, 10)
+    queue(store, clock, in_channel(PROCUREMENT), 200)
+    queue(store, clock, in_channel(FINANCE), 10)
+    queue(store, clock, in_channel(OPS), 10)
 
     await deliver_all(dispatcher, store, clock)
 
@@ -91,8 +77,8 @@ async def test_a_429_pauses_only_its_destination_and_costs_no_attempt(slack_worl
     # No pacing of our own: the fake's 429 + Retry-After is all the dispatcher has to go on.
     dispatcher, slack, store = await slack_world(Pacer(limits={}))
     start = clock.now()
-    queue(store, clock, PROCUREMENT, 5)
-    queue(store, clock, OPS, 1)
+    queue(store, clock, in_channel(PROCUREMENT), 5)
+    queue(store, clock, in_channel(OPS), 1)
 
     await dispatcher.drain()
     # One 429 for the second procurement post; the rest of that channel waits out Retry-After without asking again,
