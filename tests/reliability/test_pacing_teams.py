@@ -1,0 +1,92 @@
+"""Bursts to Teams: the outbox paces each conversation within the Bot Connector's per-thread limits, which the fake enforces."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from pacing_harness import deliver_all, queue
+
+from handoff.bot.channels.teams import TeamsChannel
+from handoff.bot.core.act import Approvals
+from handoff.bot.core.context import Core
+from handoff.bot.core.deliver import Dispatcher
+from handoff.bot.core.models import Target
+from handoff.bot.fakes.botconnector import FakeBotConnector
+from handoff.bot.fakes.stack import SAMPLE_ROUTING
+from handoff.bot.fakes.stack_teams import APP_ID, APP_PASSWORD, TENANT, teams_settings
+from handoff.bot.routing_file import load_routing
+from handoff.state import outbox
+from handoff.state.store import Store
+
+PROCUREMENT, FINANCE, OPS = "19:procurement@thread.tacv2", "19:finance@thread.tacv2", "19:ops@thread.tacv2"
+
+
+@pytest.fixture
+async def teams_world(tmp_path, clock):
+    """A dispatcher posting through the real Teams adapter to a fake Bot Connector that enforces the per-thread limits."""
+    # No token check: botbuilder caches its token by real time, while the fake would expire it on the simulated
+    # clock, which here runs past the token's hour.
+    with FakeBotConnector(APP_ID, APP_PASSWORD, tenant_id=TENANT, clock=clock, require_auth=False).serve() as connector:
+        store = Store(tmp_path / "handoff.db", clock)
+        core = Core(store=store, routing=load_routing(SAMPLE_ROUTING), connectors={}, clock=clock)
+        approvals = Approvals(core)
+        for conversation in (PROCUREMENT, FINANCE, OPS):
+            connector.add_conversation(conversation)
+            await store.save_conversation("teams", f"channel:{conversation}", {"serviceUrl": connector.service_url})
+        channel = TeamsChannel(teams_settings(connector), store, approvals)
+        try:
+            yield Dispatcher(core, approvals, {"teams": channel}), connector, store
+        finally:
+            await channel.close()
+            store.close()
+
+
+def in_channel(conversation: str) -> Target:
+    return Target(platform="teams", kind="channel", address=conversation)
+
+
+def seconds_after(start: datetime, connector: FakeBotConnector, conversation: str) -> list[float]:
+    return [(connector.sent_at[a["id"]] - start).total_seconds() for a in connector.activities[conversation]]
+
+
+async def test_200_cards_to_one_conversation_go_out_at_the_per_thread_limit_without_429s_or_starving_others(
+        teams_world, clock):
+    dispatcher, connector, store = teams_world
+    start = clock.now()
+    queue(store, clock, in_channel(PROCUREMENT), 200)
+    queue(store, clock, in_channel(FINANCE), 10)
+    queue(store, clock, in_channel(OPS), 10)
+
+    await deliver_all(dispatcher, store, clock)
+
+    assert connector.rate_limited_count == 0
+    procurement = seconds_after(start, connector, PROCUREMENT)
+    assert len(procurement) == 200
+    # The limit-bound minimum: 60 in any 30 s binds, so the 181st-200th go from 90 s, 8 per 2 s (7 at 0, 1 at 1, 7 at 2,
+    # 1 at 3, 4 at 4): the 200th at 94 s.
+    assert procurement[-1] == pytest.approx(94, abs=1)
+    for other in (FINANCE, OPS):
+        times = seconds_after(start, connector, other)
+        # 10 at the same limits: 7 at 0, the 8th at 1, the 9th and 10th at 2 s; not after the burst's 200.
+        assert len(times) == 10 and times[-1] == pytest.approx(2, abs=1), f"{other} waited behind the burst"
+    assert [a["text"] for a in connector.activities[PROCUREMENT]] == [f"{PROCUREMENT} message {n}" for n in range(200)]
+    assert outbox.depth(store.conn) == {"done": 220}
+
+
+async def test_a_burst_past_1800_an_hour_waits_for_the_hour_window_and_no_longer(teams_world, clock):
+    dispatcher, connector, store = teams_world
+    start = clock.now()
+    queue(store, clock, in_channel(PROCUREMENT), 2000)
+
+    await deliver_all(dispatcher, store, clock)
+
+    assert connector.rate_limited_count == 0
+    times = seconds_after(start, connector, PROCUREMENT)
+    assert len(times) == 2000
+    # 1800 in the first 900 s (60 every 30 s), then nothing until the first sends leave the hour window at 3600 s;
+    # the last 200 then go as the first 200 did: the 2000th at 3600 + 94 s, the limit-bound minimum.
+    assert times[1799] == pytest.approx(884, abs=1)
+    assert times[1800] == pytest.approx(3600, abs=1)
+    assert times[-1] == pytest.approx(3694, abs=1)
+    assert outbox.depth(store.conn) == {"done": 2000}
