@@ -71,6 +71,7 @@ class Worker:
             await asyncio.wait_for(self._task, grace_s)
         except asyncio.TimeoutError:
             log.warning("worker.stop_timeout", extra={"grace_s": grace_s})
+        await self.ingestor.core.followups.finish(grace_s)
 
     async def run_once(self) -> int:
         # Replicas sharing one PostgreSQL all drain the inbox and outbox; only the leader polls ERPs and scans for stalls.
@@ -98,8 +99,8 @@ class Worker:
             self.quiet.clear()
 
     def is_settled(self) -> bool:
-        """Nothing due and nobody has asked for another round: what tests and the demo wait for."""
-        return self.quiet.is_set() and not self.wakeup.is_set()
+        """Nothing due, nobody has asked for another round, no click still being handled: what tests and the demo wait for."""
+        return self.quiet.is_set() and not self.wakeup.is_set() and not self.ingestor.core.followups.busy()
 
 
 SETTINGS = web.AppKey("settings", Settings)

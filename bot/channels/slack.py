@@ -165,11 +165,15 @@ def build_bolt_app(settings: SlackSettings, client: AsyncWebClient, approvals: A
     """The bolt app: signature checks (5-minute window), ack within 3 s, then the work."""
     from . import slack_commands as commands  # it builds on this module, so it is imported once this one is complete
 
+    # Listeners run before the answer, not in a task bolt polls every 10 ms for its ack (slack_bolt/listener/
+    # asyncio_runner.py): each acks, hands the rest to core.followups and returns, so Slack has its 200 at once.
     app = AsyncApp(
         signing_secret=settings.signing_secret.get_secret_value(),
         client=client,
         raise_error_for_unhandled_request=False,
+        process_before_response=True,
     )
+    later = core.followups.start
 
     async def tell(body: dict, result: ActionResult) -> None:
         container = body.get("container") or {}
@@ -187,7 +191,7 @@ def build_bolt_app(settings: SlackSettings, client: AsyncWebClient, approvals: A
     @app.action("handoff.approve")
     async def on_approve(ack, body, action):
         await ack()
-        await decide(body, Verb.APPROVE, action["value"])
+        later(decide(body, Verb.APPROVE, action["value"]), "slack approve")
 
     async def open_modal(body: dict, action: dict, build) -> None:
         request_id, version, stage = parse_binding(action["value"])
@@ -199,12 +203,12 @@ def build_bolt_app(settings: SlackSettings, client: AsyncWebClient, approvals: A
     @app.action("handoff.reject")
     async def on_reject(ack, body, action):
         await ack()
-        await open_modal(body, action, blockkit.reject_modal)
+        later(open_modal(body, action, blockkit.reject_modal), "slack reject modal")
 
     @app.action("handoff.ask_info")
     async def on_ask_info(ack, body, action):
         await ack()
-        await open_modal(body, action, blockkit.ask_info_modal)
+        later(open_modal(body, action, blockkit.ask_info_modal), "slack ask-info modal")
 
     def submitted(view: dict) -> tuple[str, dict]:
         values = [v for block in view["state"]["values"].values() for v in block.values()]
@@ -219,7 +223,7 @@ def build_bolt_app(settings: SlackSettings, client: AsyncWebClient, approvals: A
             return
         await ack()
         body = {**body, "container": {"channel_id": meta.get("channel")}}
-        await decide(body, verb, json.dumps({"r": meta["r"], "v": meta["v"], "s": meta["s"]}), comment=text)
+        later(decide(body, verb, json.dumps({"r": meta["r"], "v": meta["v"], "s": meta["s"]}), comment=text), f"slack {verb.value}")
 
     @app.view("handoff.reject_modal")
     async def on_reject_submit(ack, body, view):
@@ -236,6 +240,9 @@ def build_bolt_app(settings: SlackSettings, client: AsyncWebClient, approvals: A
 
     @app.event("app_mention")
     async def on_mention(body, event):
+        later(mention(body, event), "slack mention")
+
+    async def mention(body: dict, event: dict) -> None:
         if not core.store.first_delivery(f"slack:{body['event_id']}"):
             return  # Slack retried a delivery we already answered
         text, blocks = commands.reply(core, approvals, event["user"], event.get("text", "").split(">", 1)[-1])
@@ -247,6 +254,9 @@ def build_bolt_app(settings: SlackSettings, client: AsyncWebClient, approvals: A
 
     @app.event("message")
     async def on_message(body, event):
+        later(message(body, event), "slack message")
+
+    async def message(body: dict, event: dict) -> None:
         if event.get("subtype") or event.get("bot_id") or not core.store.first_delivery(f"slack:{body['event_id']}"):
             return
         if event.get("channel_type") == "im":

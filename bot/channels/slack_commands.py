@@ -128,9 +128,14 @@ def reassign_modal(request_id: str, version: int, stage: int, channel: str) -> d
 def register_commands(app: AsyncApp, core: Core, approvals: Approvals, channel: SlackChannel) -> None:
     """The bulk approve and reassign listeners (slack.py answers /handoff, mentions and DMs with `reply`)."""
 
+    later = core.followups.start
+
     @app.action(BULK_APPROVE)
     async def on_bulk(ack, body, action):
         await ack()
+        later(bulk(body, action), "slack approve all")
+
+    async def bulk(body: dict, action: dict) -> None:
         items = _bulk_items(action.get("value", ""))
         if items:
             text = shared_inbox.bulk_report(core, items, await shared_inbox.bulk_approve(core, approvals, identity_of(body), items))
@@ -145,7 +150,8 @@ def register_commands(app: AsyncApp, core: Core, approvals: Approvals, channel: 
         await ack()
         request_id, version, stage = parse_binding(action["value"])
         channel_id = (body.get("container") or {}).get("channel_id", "")
-        await channel.call("views.open", trigger_id=body["trigger_id"], view=reassign_modal(request_id, version, stage, channel_id))
+        later(channel.call("views.open", trigger_id=body["trigger_id"], view=reassign_modal(request_id, version, stage, channel_id)),
+              "slack reassign modal")
 
     @app.view(REASSIGN_MODAL)
     async def on_reassign_submit(ack, body, view):
@@ -156,6 +162,9 @@ def register_commands(app: AsyncApp, core: Core, approvals: Approvals, channel: 
             await ack(response_action="errors", errors={"assignee_block": "Handoff doesn't know this person: pick someone in the routing config."})
             return
         await ack()
+        later(reassign(body, meta, to), "slack reassign")
+
+    async def reassign(body: dict, meta: dict, to: Person) -> None:
         by, request = person_of(approvals, body["user"]["id"]), core.store.get_request(meta["r"])
         if by is None or request is None:
             text = status.UNKNOWN_PERSON if by is None else "Handoff has no record of this request."

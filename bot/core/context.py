@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from handoff.state.store import Store
 
 from .errors import ConfigError
+from .followups import Followups
 from .models import RecordRef
 from .outage import Outages
 from .ports import Clock, ErpConnector
@@ -28,6 +29,8 @@ class Core:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     wake: Callable[[], None] = field(default=lambda: None)
     outages: Outages = field(default_factory=Outages)
+    # What chat adapters do after answering a click (the decision, a modal, a private reply).
+    followups: Followups = field(default_factory=Followups)
 
     def connector(self, ref: RecordRef) -> ErpConnector:
         try:

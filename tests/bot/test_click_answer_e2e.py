@@ -1,0 +1,46 @@
+"""A click is answered at once; the decision follows, and the stack counts as settled only once it is done."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from handoff.bot.app import CORE, WORKER
+from handoff.bot.fakes.stack import local_stack
+from handoff.bot.fakes.waiting import wait_until
+
+PROCUREMENT = "C0PROCURE"
+
+
+@pytest.fixture
+async def stack(tmp_path):
+    async with local_stack(tmp_path / "handoff.db") as running:
+        yield running
+
+
+def order_state(stack, reference: str) -> str:
+    return stack.odoo.db.records["purchase.order"][stack.orders[reference]]["state"]
+
+
+async def test_a_click_is_answered_while_odoo_is_still_checking_the_order(stack, monkeypatch):
+    await stack.send_order("P00043")
+    card = await stack.card(PROCUREMENT, "P00043")
+    await stack.settled()
+    odoo, answer_check = stack.app[CORE].connectors["odoo"], asyncio.Event()
+    check = odoo.unchanged
+
+    async def slow_check(record):
+        await answer_check.wait()
+        return await check(record)
+
+    monkeypatch.setattr(odoo, "unchanged", slow_check)
+
+    status, _ = await asyncio.wait_for(stack.click("erik", card, "handoff.approve"), timeout=5)
+
+    assert status == 200
+    assert not stack.app[WORKER].is_settled(), "the decision is still under way"
+    assert order_state(stack, "P00043") == "to approve"
+    answer_check.set()
+    await stack.settled()
+    await wait_until(lambda: order_state(stack, "P00043") == "purchase", what="the approval in Odoo")
