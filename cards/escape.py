@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 # Slack: `&`, `<` and `>` are the only control characters, escaped as HTML entities and nothing else
@@ -43,16 +44,32 @@ def escape_mrkdwn(text: str) -> str:
 _CODE_SPAN = re.compile(r"`([^`\n]+)`")
 
 
-def mrkdwn_message(text: str) -> str:
-    """Handoff's own message text for Slack: its `code` spans stay code, everything else is shown as typed.
+def _keep_code_spans(text: str, escape: Callable[[str], str], escape_code: Callable[[str], str]) -> str:
+    """Handoff's own message text with its `code` spans kept as code: `escape` for the prose, `escape_code` inside spans.
 
     Only the template may hold backticks: values from the ERP or from people are made inert where the text is composed
-    (core.view.inert), so every backtick left here is ours. `&`, `<` and `>` are escaped inside spans too, since
-    Slack reads `<!channel>` before it reads code.
+    (core.view.inert), so every backtick left here is ours.
     """
     parts = _CODE_SPAN.split(text)
     # split() alternates text outside spans (even indexes) with span contents (odd indexes).
-    return "".join(f"`{part.translate(_SLACK_CONTROL)}`" if i % 2 else escape_mrkdwn(part) for i, part in enumerate(parts))
+    return "".join(f"`{escape_code(part)}`" if i % 2 else escape(part) for i, part in enumerate(parts))
+
+
+def mrkdwn_message(text: str) -> str:
+    """Handoff's own message text for Slack: its `code` spans stay code, everything else is shown as typed.
+
+    `&`, `<` and `>` are escaped inside spans too, since Slack reads `<!channel>` before it reads code.
+    """
+    return _keep_code_spans(text, escape_mrkdwn, lambda code: code.translate(_SLACK_CONTROL))
+
+
+def adaptive_message(text: str) -> str:
+    """Handoff's own message text for Teams markdown: its `code` spans stay code, everything else is shown as typed.
+
+    CommonMark shows a code span's content literally (spec §6.1), so a backslash there would show; only the
+    `{{DATE(…)}}` braces, expanded before markdown, are split inside spans too.
+    """
+    return _keep_code_spans(text, escape_adaptive, _split_brace_pairs)
 
 
 def slack_link(url: str | None, label: str) -> str:
@@ -67,9 +84,13 @@ def escape_adaptive(text: str) -> str:
     escaped = _ADAPTIVE_INLINE.sub(r"\\\1", text)
     escaped = _ADAPTIVE_ORDERED.sub(r"\1\\\2", escaped)
     escaped = _ADAPTIVE_BLOCK.sub(r"\1\\\2", escaped)
-    # {{DATE(…)}} and {{TIME(…)}} are expanded before markdown, so a backslash would not stop them: split the braces,
-    # every pair of them (a plain replace of "{{" leaves "{{" in "{{{{", found by tests/fuzz/parsers_harness.py).
-    return _BRACE_PAIR.sub("{\u200b", escaped)
+    # {{DATE(…)}} and {{TIME(…)}} are expanded before markdown, so a backslash would not stop them: split the braces.
+    return _split_brace_pairs(escaped)
+
+
+def _split_brace_pairs(text: str) -> str:
+    # Every pair of braces: a plain replace of "{{" leaves "{{" in "{{{{" (found by tests/fuzz/parsers_harness.py).
+    return _BRACE_PAIR.sub("{\u200b", text)
 
 
 def truncate(text: str, limit: int) -> str:

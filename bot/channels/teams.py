@@ -17,7 +17,7 @@ from handoff.bot.core.errors import ChatError, ChatRateLimited
 from handoff.bot.core.models import CardView, ChatIdentity, PostedCard, Target
 from handoff.bot.core.ports import Approvals, ConversationDirectory
 from handoff.cards import adaptive
-from handoff.cards.escape import escape_adaptive
+from handoff.cards.escape import adaptive_message
 from handoff.cards.text import summary
 
 from .teams_auth import TeamsSettings, TokenSource, build_authentication, check_credentials
@@ -192,7 +192,7 @@ class TeamsChannel:
 
     async def _message(self, body: str, mention: str | None = None) -> Activity:
         # Teams renders message text as markdown [UNVERIFIED: that it honours CommonMark backslash escapes].
-        activity = Activity(type="message", text=escape_adaptive(body), text_format="markdown")
+        activity = Activity(type="message", text=adaptive_message(body), text_format="markdown")
         user = (await self.directory.find_conversation("teams", f"user:{mention}") or {}).get("user") if mention else None
         if user:
             # msteams-docs bots/how-to/conversations/channel-and-group-conversations.md: `<at>name</at>` in the text

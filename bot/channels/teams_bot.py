@@ -17,7 +17,7 @@ from handoff.bot.core.errors import ChatError
 from handoff.bot.core.models import Action, ActionResult, ChatIdentity, Outcome, Verb
 from handoff.cards import adaptive
 from handoff.cards.adaptive_inbox import INBOX_KEY
-from handoff.cards.escape import escape_adaptive
+from handoff.cards.escape import adaptive_message
 
 from .teams_commands import names_requests
 
@@ -206,7 +206,7 @@ class HandoffTeamsBot(ActivityHandler):
         question = " ".join(text.split())
         answer = await self.channel.commands.reply(identity, question, mentions)
         reply = (Activity(type="message", attachments=[card_attachment(answer)]) if isinstance(answer, dict)
-                 else Activity(type="message", text=escape_adaptive(answer), text_format="markdown"))
+                 else Activity(type="message", text=adaptive_message(answer), text_format="markdown"))
         if activity.conversation.conversation_type != "personal" and names_requests(question):
             # Everyone in a channel or group chat would read what only the asker may see: the answer goes to their 1:1.
             reply = Activity(type="message", text=await self._send_privately(activity, reply))

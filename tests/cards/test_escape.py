@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from markdown_it import MarkdownIt
 
-from handoff.cards.escape import escape_adaptive, escape_mrkdwn, mrkdwn_message, slack_link, truncate
+from handoff.cards.escape import adaptive_message, escape_adaptive, escape_mrkdwn, mrkdwn_message, slack_link, truncate
 
 # Adaptive Card TextBlocks render a CommonMark subset; rendering with a CommonMark parser shows what a client would.
 commonmark = MarkdownIt("commonmark")
@@ -51,6 +51,14 @@ def test_a_leading_quote_cannot_become_a_slack_blockquote():
 def test_our_code_spans_stay_code_and_cannot_carry_a_mention_while_the_rest_is_escaped():
     said = mrkdwn_message("Next: `/handoff status <!channel>` for *Acme* and a stray ` backtick")
     assert said == "Next: `/handoff status &lt;!channel&gt;` for \u2217Acme\u2217 and a stray \u02cb backtick"
+
+
+def test_teams_message_code_spans_stay_code_while_the_rest_renders_as_typed():
+    said = adaptive_message("Next: `/handoff status {{DATE(x)}}` for *Acme* [x](https://evil.example) and a stray ` backtick")
+    html = rendered(said)
+    assert "<code>/handoff status {\u200b{DATE(x)}}</code>" in html, "code, and no date function even inside it"
+    assert "for *Acme* [x](https://evil.example) and a stray ` backtick" in html
+    assert "<em>" not in html and "<a " not in html
 
 
 def test_slack_link_keeps_the_url_whole_and_the_label_inert():
