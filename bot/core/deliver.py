@@ -90,6 +90,10 @@ class Dispatcher:
             homes = self._thread_homes(item.request_id or "")
             return f"{homes[0].target.platform}.post:{homes[0].target.address}" if homes else f"{self._platform(item)}.post"
         if kind is Effect.UPDATE_CARDS:
+            cards = self.core.store.cards(item.request_id or "")
+            if cards and cards[0].target.platform == "teams":
+                # Teams counts an edit against the conversation's budget, with its posts; Slack limits chat.update per workspace.
+                return f"teams.post:{cards[0].target.address}"
             return f"{self._platform(item)}.update"
         request = self.core.store.get_request(item.request_id or "")
         return f"erp.{request.ref.source if request else 'unknown'}"

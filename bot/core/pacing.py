@@ -23,12 +23,12 @@ class Limit:
 # send to conversation: 7 in 1 s, 8 in 2 s, 60 in 30 s, 1800 in 3600 s, all at once: 30 s is what binds a burst);
 # Dataverse service protection limits https://learn.microsoft.com/power-apps/developer/data-platform/api-limits
 # (6000 requests per 5 minutes per user: every HTTP request counts, so an ERP item reserves all the requests it makes).
+# Every operation on a conversation counts, so card edits share its posts' lane (Dispatcher._destination).
 TEAMS_THREAD = (Limit(7, 1.0), Limit(8, 2.0), Limit(60, 30.0), Limit(1800, 3600.0))
 DEFAULT_LIMITS: Mapping[str, tuple[Limit, ...]] = {
     "slack.post": (Limit(1, 1.0),),
     "slack.update": (Limit(50, 60.0),),
     "teams.post": TEAMS_THREAD,
-    "teams.update": TEAMS_THREAD,
     "erp.dataverse": (Limit(6000, 300.0),),
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 import pytest
 from pacing_harness import deliver_all, queue
@@ -11,7 +12,10 @@ from handoff.bot.channels.teams import TeamsChannel
 from handoff.bot.core.act import Approvals
 from handoff.bot.core.context import Core
 from handoff.bot.core.deliver import Dispatcher
-from handoff.bot.core.models import Target
+from handoff.bot.core.effects import Effects
+from handoff.bot.core.enrich import build_packet
+from handoff.bot.core.models import ErpRecord, PostedCard, RecordRef, Target
+from handoff.bot.core.route import RouteFacts, plan_route
 from handoff.bot.fakes.botconnector import FakeBotConnector
 from handoff.bot.fakes.stack import SAMPLE_ROUTING
 from handoff.bot.fakes.stack_teams import APP_ID, APP_PASSWORD, TENANT, teams_settings
@@ -90,3 +94,37 @@ async def test_a_burst_past_1800_an_hour_waits_for_the_hour_window_and_no_longer
     assert times[1800] == pytest.approx(3600, abs=1)
     assert times[-1] == pytest.approx(3694, abs=1)
     assert outbox.depth(store.conn) == {"done": 2000}
+
+
+def cards_to_update(dispatcher: Dispatcher, connector: FakeBotConnector, conversation: str, count: int) -> None:
+    """`count` requests with a card an earlier hour posted in `conversation`, each card's update now queued."""
+    core = dispatcher.core
+    with core.store.transaction() as conn:
+        for n in range(count):
+            record = ErpRecord(ref=RecordRef(source="dataverse", model="purchaseorder", record_id=f"order-{n}"),
+                               reference=f"PO-{n:06d}", state="Pending Approval", vendor="Acme Supplies",
+                               amount=Decimal("1200.00"), currency="EUR")
+            plan = plan_route(core.routing, RouteFacts.from_record(record))
+            request = core.store.create_request(build_packet(core.store.new_request_id(), 1, record, plan.policy_notes),
+                                                plan, "teams", None, core.clock.now())
+            connector.activities[conversation].append({"type": "message", "id": f"card-{n}"})
+            core.store.save_card(PostedCard(request_id=request.id, stage=0, target=in_channel(conversation),
+                                            conversation=conversation, message_id=f"card-{n}"), core.clock.now())
+            Effects(conn, core.clock.now()).update_cards(request.id)
+
+
+async def test_card_updates_share_their_conversation_s_budget_with_its_posts(teams_world, clock):
+    dispatcher, connector, store = teams_world
+    start = clock.now()
+    cards_to_update(dispatcher, connector, PROCUREMENT, 40)
+    queue(store, clock, in_channel(PROCUREMENT), 40)
+
+    await deliver_all(dispatcher, store, clock, kinds=("notify", "update_cards"))
+
+    assert connector.rate_limited_count == 0
+    updated = [(connector.updated_at[f"card-{n}"] - start).total_seconds() for n in range(40)]
+    posted = [(connector.sent_at[a["id"]] - start).total_seconds() for a in connector.activities[PROCUREMENT] if a["id"] in connector.sent_at]
+    assert len(updated) == 40 and len(posted) == 40
+    # 80 operations on one conversation: 60 by 14 s, the other 20 from 30 s, the last at 34 s, the limit-bound minimum.
+    assert max(updated + posted) == pytest.approx(34, abs=1)
+    assert outbox.depth(store.conn) == {"done": 80}
