@@ -17,7 +17,7 @@ from .models import Delivery, RequestState, RequestStatus, StagePlan, Target
 from .route import members, targets_for_stage
 from .ports import ChatChannel
 from .stalls import Stalls, calendar_of
-from .view import role_label
+from .view import inert, role_label
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class Scheduler:
         record = request.packet.record
         waited = calendar_of(self.core, request).hours_between(started_at, now)
         return (
-            f"Reminder: {record.reference} ({record.vendor}, {record.amount:,.2f} {record.currency}) has waited "
+            f"Reminder: {inert(record.reference)} ({inert(record.vendor)}, {record.amount:,.2f} {inert(record.currency)}) has waited "
             f"{waited:.0f} business hours for {role_label(stage.role)} (SLA {stage.sla_hours:g} h). "
             "Approve or reject it on its card, or ask for info there."
         )
