@@ -9,7 +9,7 @@ from aiohttp import web
 
 from handoff.bot.core.errors import ConfigError
 from handoff.bot.core.route import explain
-from handoff.bot.core.route_config import money
+from handoff.bot.core.route_checks import money
 from handoff.bot.explain_event import facts_from_body
 from handoff.state import outbox
 

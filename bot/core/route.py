@@ -19,7 +19,8 @@ from .models import (
     StagePlan,
     Target,
 )
-from .route_config import LEVELS, ChannelSpec, Defaults, Rule, RoutingConfig, StageSpec, money
+from .route_checks import money
+from .route_config import LEVELS, ChannelSpec, Defaults, Rule, RoutingConfig, StageSpec
 
 __all__ = [
     "ChannelSpec",
