@@ -34,7 +34,8 @@ NOT_TRACKED = "0x80072491"
 # ExpiredVersionStamp, "Version stamp associated with the client has expired. Please perform a full sync." (same page).
 # [UNVERIFIED] the HTTP status it comes with: the docs give the code and message only; any refusal carrying it counts.
 EXPIRED = "0x80044352"
-# A table's place in the cursor while it re-syncs: read whole, with no look-back, as after an expired token.
+# A table's place in the cursor while it re-syncs after an expired token: read whole, and only rows modified since the
+# moment after the "@" become events ("resync" alone, as stored before that moment was kept: every row).
 RESYNC = "resync"
 
 
@@ -43,24 +44,24 @@ async def changed_since(api: WebApi, tables: Mapping[str, TableMapping], cursor:
     """Rows waiting for approval or decided that changed in each mapped table since `cursor`, and the next cursor.
 
     The cursor is JSON, one delta link per table. A table without a link (the first poll, or newly mapped) is read
-    whole, and only rows modified within FIRST_POLL_LOOKBACK become events; a table marked RESYNC is read whole and
-    every relevant row becomes an event (the inbox dedups them by versionnumber). An expired delta link raises
-    CursorExpired with the cursor to start again from.
+    whole, and only rows modified within FIRST_POLL_LOOKBACK become events; a table marked RESYNC is read whole too, and
+    only rows modified since its mark become events ($filter is refused with track-changes, so the rows are filtered
+    here). An expired delta link raises CursorExpired with the cursor to start again from.
     """
     links, events, next_links = _links(cursor), [], {}
     for name, table in tables.items():
-        link = links.get(name)
+        delta, since = _window(links.get(name), now)
         try:
-            rows, next_links[name] = await _read(api, table, None if link == RESYNC else link, page_size)
+            rows, next_links[name] = await _read(api, table, delta, page_size)
         except ErpRefused as error:
-            if EXPIRED in str(error) and link and link != RESYNC:
+            if EXPIRED in str(error) and delta:
                 log.warning("dataverse.delta_expired", extra={"table": name, "code": EXPIRED})
                 raise CursorExpired(
                     "Dataverse change tracking token expired; re-syncing from a full read. Handoff had not polled the "
                     f"{name} table for longer than Dataverse keeps changes (ExpireChangeTrackingInDays, 7 days unless "
                     "changed; error " + EXPIRED + "). Requests already carded are not carded again. If this repeats, "
                     "keep Handoff running, or raise ExpireChangeTrackingInDays on the organization.",
-                    restart=json.dumps({**links, name: RESYNC}, sort_keys=True),
+                    restart=lambda resync_since: json.dumps({**links, name: _resync_mark(resync_since)}, sort_keys=True),
                 ) from error
             if NOT_TRACKED not in str(error):
                 raise
@@ -69,7 +70,7 @@ async def changed_since(api: WebApi, tables: Mapping[str, TableMapping], cursor:
                 "requests a webhook missed. Enable Track changes on the table (Power Apps > Tables > "
                 f"{name} > Properties > Advanced options > Track changes); the next poll picks it up."
             ) from error
-        events += [event for row in rows if (event := _event(name, table, row, now, first=link is None))]
+        events += [event for row in rows if (event := _event(name, table, row, now, since))]
     return events, json.dumps(next_links, sort_keys=True)
 
 
@@ -103,7 +104,25 @@ def _relative(link: str) -> str:
     return raw[len(API_PATH) + 1:]
 
 
-def _event(name: str, table: TableMapping, row: dict, now: datetime, first: bool) -> SourceEvent | None:
+def _window(link: str | None, now: datetime) -> tuple[str | None, str | None]:
+    """The delta link to ask (None: read the table whole) and the oldest `modifiedon` that is still news (None: any)."""
+    if link is None:
+        return None, _stamp(now - FIRST_POLL_LOOKBACK)
+    if link == RESYNC or link.startswith(f"{RESYNC}@"):
+        return None, link[len(RESYNC) + 1:] or None
+    return link, None
+
+
+def _resync_mark(since: datetime | None) -> str:
+    return f"{RESYNC}@{_stamp(since)}" if since else RESYNC
+
+
+def _stamp(moment: datetime) -> str:
+    # The Web API writes DateTime columns as UTC "2026-11-24T10:42:00Z", so the strings compare as the moments do.
+    return f"{moment.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def _event(name: str, table: TableMapping, row: dict, now: datetime, since: str | None) -> SourceEvent | None:
     if "@removed" in row or row.get(table.id_column) is None:
         # A delete: Dataverse answers `$deletedEntity` entries ({"id", "reason": "deleted"}), OData 4.01 `@removed` ones.
         # A deleted request has nothing left to decide; an open card for it is closed by the next re-read's 404.
@@ -113,9 +132,7 @@ def _event(name: str, table: TableMapping, row: dict, now: datetime, first: bool
     if status not in {*table.awaiting_values, table.approved_value, table.rejected_value}:
         return None
     modified = row.get(table.modified_column)
-    # The Web API writes DateTime columns as UTC "2026-11-24T10:42:00Z", so the strings compare as the moments do.
-    since = f"{now.astimezone(timezone.utc) - FIRST_POLL_LOOKBACK:%Y-%m-%dT%H:%M:%SZ}"
-    if first and not (isinstance(modified, str) and modified >= since):
+    if since and not (isinstance(modified, str) and modified >= since):
         return None
     record_id = str(uuid.UUID(str(row[table.id_column])))  # the webhook's form, so both name the same record
     # versionnumber is the row's rowversion: a repeated poll of the same change carries the same one and dedups.

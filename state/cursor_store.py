@@ -12,6 +12,12 @@ def get(conn: sqlite3.Connection, source: str) -> str | None:
     return row[0] if row else None
 
 
+def stored_at(conn: sqlite3.Connection, source: str) -> datetime | None:
+    """When the cursor was last stored (by Handoff's clock), or None before the first poll."""
+    row = conn.execute("SELECT updated_at FROM erp_cursors WHERE source = ?", (source,)).fetchone()
+    return datetime.fromisoformat(row[0]) if row else None
+
+
 def put(conn: sqlite3.Connection, source: str, cursor: str, now: datetime) -> None:
     """Remember where the next poll starts."""
     conn.execute(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
@@ -17,12 +18,17 @@ from .route import ops_target
 
 log = logging.getLogger(__name__)
 
+# A re-sync after an expired cursor takes rows modified since the cursor was last stored, less this: the ERP's clock
+# and Handoff's may disagree, and a row saved while that poll ran may have missed its token.
+RESYNC_MARGIN = timedelta(hours=1)
+
 
 class CursorExpired(HandoffError):
-    """The ERP no longer answers for a cursor it issued (a Dataverse delta token past its retention); `restart` is the
-    cursor to poll from instead: a fresh initial read whose rows go through the inbox's dedup like any other."""
+    """The ERP no longer answers for a cursor it issued (a Dataverse delta token past its retention); `restart(since)` is
+    the cursor to poll from instead: a fresh initial read in which only rows modified since `since` (None: every row)
+    become events, so rows the expired cursor already covered are not re-read."""
 
-    def __init__(self, message: str, restart: str) -> None:
+    def __init__(self, message: str, restart: Callable[[datetime | None], str]) -> None:
         super().__init__(message)
         self.restart = restart
 
@@ -85,9 +91,10 @@ class Reconciler:
         """Log it, tell operations once per expired cursor, and store the cursor the ERP says to start again from."""
         log.warning("reconcile.cursor_expired", extra={"source": source})
         expired = hashlib.sha256((cursor or "").encode()).hexdigest()[:16]
-        now = self.core.clock.now()
+        now, stored = self.core.clock.now(), cursor_store.stored_at(self.core.store.conn, source)
+        restart = error.restart(stored - RESYNC_MARGIN if stored else None)
         with self.core.store.transaction() as conn:
             Effects(conn, now).notify(ops_target(self.core.routing, self.core.routing.defaults.platform), str(error),
                                       key=f"cursor-expired:{source}:{expired}")
-            cursor_store.put(conn, source, error.restart, now)
+            cursor_store.put(conn, source, restart, now)
         self.core.wake()

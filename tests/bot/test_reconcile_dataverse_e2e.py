@@ -116,3 +116,21 @@ async def test_an_expired_delta_token_is_told_to_operations_once_and_a_full_read
             assert len(cards_for(stack, reference)) == 1, f"{reference} carded once, whatever the full read saw again"
         assert len(ops_told()) == 1, "told once"
         assert stack.dataverse.patches("PO-000123") == [], "nothing written back to a record decided in Dataverse"
+
+
+async def test_the_resync_after_an_expired_token_re_reads_only_rows_changed_since_the_last_poll(tmp_path, clock):
+    async with local_stack(tmp_path / "handoff.db", source="dataverse", clock=clock) as stack:
+        reconciler, fake = stack.app[WORKER].reconciler, stack.dataverse.fake
+        long_decided = fake.add_purchase_order("PO-000900", "Acme", "10.00", status=APPROVED)
+        clock.advance(days=2)  # the demo orders and PO-000900 are older than a first poll's look-back
+        assert await reconciler.tick() == 0
+
+        clock.advance(days=8)  # longer than Dataverse keeps changes
+        new = fake.add_purchase_order("PO-000901", "Acme", "20.00")
+        fresh = await reconciler.tick()
+        await wait_until(lambda: stack.store.find_requests("PO-000901"), what="the order added while Handoff was away")
+
+        assert fresh == 1, "only PO-000901 changed since the expired cursor; the full read's other rows are old news"
+        reads = [path for method, path, _ in fake.requests if method == "GET" and "purchaseorders(" in path]
+        assert any(new in path for path in reads) and not any(long_decided in path for path in reads), \
+            "no re-read of a row decided long before the cursor"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
@@ -113,10 +114,14 @@ async def test_a_table_without_change_tracking_is_refused_with_the_fix(dataverse
     )
 
 
-async def test_a_delta_link_older_than_dataverse_keeps_changes_restarts_as_a_full_read_with_no_look_back(dataverse, clock):
+async def test_a_delta_link_older_than_dataverse_keeps_changes_restarts_as_a_full_read_of_what_changed_since(dataverse, clock):
     fake, connector = dataverse
-    old = fake.add_purchase_order("PO-1", "Acme", "10.00")
-    _, cursor = await connector.changed_since(None, clock.now())
+    long_decided = fake.add_purchase_order("PO-0", "Acme", "5.00", status=APPROVED)
+    clock.advance(days=3)  # older than the first poll's look-back: never an event
+    seen = fake.add_purchase_order("PO-1", "Acme", "10.00")
+    clock.advance(hours=2)
+    polled_at = clock.now()
+    _, cursor = await connector.changed_since(None, polled_at)
     clock.advance(days=8)  # past ExpireChangeTrackingInDays (7 by default)
     fresh = fake.add_purchase_order("PO-2", "Acme", "20.00")
 
@@ -125,8 +130,12 @@ async def test_a_delta_link_older_than_dataverse_keeps_changes_restarts_as_a_ful
 
     assert str(expired.value).startswith("Dataverse change tracking token expired; re-syncing from a full read.")
     assert "0x80044352" in str(expired.value)
-    events, restarted = await connector.changed_since(expired.value.restart, clock.now())
-    # A full read: PO-1, modified eight days ago, comes again (the inbox dedups it), unlike a first poll's one-day look-back.
-    assert {event.dedup_key for event in events} == {key(fake, old), key(fake, fresh)}
+    events, restarted = await connector.changed_since(expired.value.restart(polled_at - timedelta(hours=1)), clock.now())
+    # The re-read is whole (no $filter with track-changes), but rows last modified before the expired cursor are not news.
+    assert {event.dedup_key for event in events} == {key(fake, fresh)}
     assert "$deltatoken" in parse_qs(urlsplit(json.loads(restarted)["purchaseorder"]).query)
-    assert "$deltatoken" not in tracked_reads(fake)[-1][0], "the re-sync asks with Prefer: odata.track-changes and no token"
+    path, headers = tracked_reads(fake)[-1]
+    assert "$deltatoken" not in path and "$filter" not in path and headers["Prefer"].startswith("odata.track-changes")
+    # Not knowing when the expired cursor was stored, every relevant row comes again (the inbox dedups what it saw).
+    events, _ = await connector.changed_since(expired.value.restart(None), clock.now())
+    assert {event.dedup_key for event in events} == {key(fake, long_decided), key(fake, seen), key(fake, fresh)}
