@@ -15,6 +15,7 @@ from handoff.bot.core import delegation, inbox, status
 from handoff.bot.core.context import Core
 from handoff.bot.core.models import ChatIdentity, Person, RequestStatus
 from handoff.bot.core.ports import Approvals, ConversationDirectory
+from handoff.bot.core.view import inert
 from handoff.cards import adaptive
 from handoff.cards.adaptive_inbox import InboxItem, render_inbox
 from handoff.state import delegation_store
@@ -98,9 +99,9 @@ class TeamsCommands:
         if request is None:
             return "Handoff has no record of this request; it may come from another installation."
         if to is None or picked not in {key for key, _ in self.reassign_to(request_id)}:
-            return f"Pick who decides instead from the list on the card; “{picked or 'nobody'}” can't take {request.reference}."
+            return f"Pick who decides instead from the list on the card; “{inert(picked or 'nobody')}” can't take {inert(request.reference)}."
         if request.stage != stage:
-            return f"Stage {stage + 1} of {request.reference} is already decided; nothing was reassigned."
+            return f"Stage {stage + 1} of {inert(request.reference)} is already decided; nothing was reassigned."
         return delegation.reassign(self.core, request, by, to)
 
     async def _delegate(self, person: Person | None, text: str, mentions: list[dict]) -> str:

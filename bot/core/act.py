@@ -91,7 +91,7 @@ class Approvals:
             name = request.ref.source.capitalize()
             return ActionResult(
                 outcome=Outcome.ERP_UNREACHABLE,
-                message=f"Couldn't re-read {request.reference} from {name} ({error}). Your decision was not counted; "
+                message=f"Couldn't re-read {inert(request.reference)} from {name} ({inert(error)}). Your decision was not counted; "
                 "try again in a minute.",
             )
         if not live.awaiting_approval:
@@ -114,7 +114,7 @@ class Approvals:
         core = self.core
         if request.status is not RequestStatus.OPEN:
             view = card_view(request, core.store.stages(request.id), [], core.store.narrative(request.id), core.name_of)
-            return ActionResult(outcome=Outcome.NOT_OPEN, message=f"{request.reference} is already decided. {view.headline}")
+            return ActionResult(outcome=Outcome.NOT_OPEN, message=f"{inert(request.reference)} is already decided. {view.headline}")
         if person is None:
             return ActionResult(
                 outcome=Outcome.NOT_AN_APPROVER,
@@ -131,14 +131,14 @@ class Approvals:
         if action.version != request.version or action.stage != request.stage:
             return ActionResult(
                 outcome=Outcome.STALE_CARD,
-                message=f"This card for {request.reference} is out of date; the card has been refreshed, "
+                message=f"This card for {inert(request.reference)} is out of date; the card has been refreshed, "
                 "please decide on the current version.",
             )
         if person.key == request.requester:
             core.store.log(request.id, Event.DECISION_REFUSED, person.key, {"reason": "own_request", "verb": action.verb.value})
             return ActionResult(
                 outcome=Outcome.OWN_REQUEST,
-                message=f"You can't approve your own request. {request.reference} stays with "
+                message=f"You can't approve your own request. {inert(request.reference)} stays with "
                 f"{role_label(request.plan.stages[request.stage].role)}.",
             )
         if not delegation.may_decide(core, request, person):
@@ -146,7 +146,7 @@ class Approvals:
             return ActionResult(
                 outcome=Outcome.NOT_AN_APPROVER,
                 message=f"Only {' or '.join(role_label(r) for r in roles)} can decide stage "
-                f"{request.stage + 1} of {request.reference}.",
+                f"{request.stage + 1} of {inert(request.reference)}.",
             )
         if any(v.person == person.key for v in core.store.votes(request.id, request.stage)):
             return ActionResult(outcome=Outcome.ALREADY_DECIDED, message="You already decided this stage.", decided_by=person.name)
@@ -171,8 +171,8 @@ class Approvals:
         core.wake()
         return ActionResult(
             outcome=Outcome.NOT_OPEN,
-            message=f"{request.reference} was already decided in {request.ref.source.capitalize()} "
-            f"(state {live.state}); nothing was recorded here.",
+            message=f"{inert(request.reference)} was already decided in {request.ref.source.capitalize()} "
+            f"(state {inert(live.state)}); nothing was recorded here.",
         )
 
     def _drift(self, request: RequestState, live: ErpRecord, person: Person) -> ActionResult:
@@ -180,8 +180,8 @@ class Approvals:
         self.core.wake()
         return ActionResult(
             outcome=Outcome.DRIFTED,
-            message=f"{request.reference} changed in {request.ref.source.capitalize()} since this card was built "
-            f"({'; '.join(changes)}). Your decision was not counted; the card now shows the current version.",
+            message=f"{inert(request.reference)} changed in {request.ref.source.capitalize()} since this card was built "
+            f"({inert('; '.join(changes))}). Your decision was not counted; the card now shows the current version.",
         )
 
     def _record(self, action: Action, request: RequestState, person: Person, stage: StagePlan) -> ActionResult:
@@ -228,7 +228,7 @@ class Approvals:
             post_stage_cards(core, effects, request, nxt)
             return ActionResult(
                 outcome=Outcome.STAGE_DECIDED,
-                message=f"Approved. {request.reference} moves on to {role_label(nxt.role)} (stage {nxt.index + 1}).",
+                message=f"Approved. {inert(request.reference)} moves on to {role_label(nxt.role)} (stage {nxt.index + 1}).",
                 decided_by=person.name,
             )
         status = RequestStatus.APPROVED if outcome == "approved" else RequestStatus.REJECTED
@@ -263,7 +263,7 @@ def post_stage_cards(core: Core, effects: Effects, request: RequestState, stage:
         effects.post_card(request.id, stage.index, target)
     if not targets:
         reason = (
-            f"nobody can receive stage {stage.index + 1} of {request.reference}: every member of "
+            f"nobody can receive stage {stage.index + 1} of {inert(request.reference)}: every member of "
             f"{role_label(stage.role)} is the requester or unreachable. Fix: add another member to role "
             f"'{stage.role}' in the routing config, or add a delegate."
         )

@@ -14,7 +14,7 @@ from .effects import Effects
 from .events import Event
 from .models import Person, RequestState, RequestStatus, StageMode, StagePlan, Target
 from .route import can_decide, members, platform_of
-from .view import role_label
+from .view import inert, role_label
 
 log = logging.getLogger(__name__)
 
@@ -117,11 +117,11 @@ def revoke(core: Core, delegator: Person) -> str:
 def reassign(core: Core, request: RequestState, by: Person, to: Person) -> str:
     """Move the current stage's decision to one person: logged, a DM card for them, the cards updated."""
     if request.status is not RequestStatus.OPEN:
-        return f"{request.reference} is already decided, so it can't be reassigned."
+        return f"{inert(request.reference)} is already decided, so it can't be reassigned."
     if not may_decide(core, request, by):
-        return f"Only someone who may decide stage {request.stage + 1} of {request.reference} can reassign it."
+        return f"Only someone who may decide stage {request.stage + 1} of {inert(request.reference)} can reassign it."
     if to.key == request.requester:
-        return f"{to.name} raised {request.reference}, so they can't decide it. Pick someone else."
+        return f"{to.name} raised {inert(request.reference)}, so they can't decide it. Pick someone else."
     platform = platform_of(core.routing, request.plan)
     address = getattr(to, platform)
     if not address:
@@ -134,7 +134,7 @@ def reassign(core: Core, request: RequestState, by: Person, to: Person) -> str:
         effects.post_card(request.id, request.stage, Target(platform=platform, kind="dm", address=address, person=to.key))
         effects.update_cards(request.id)
     core.wake()
-    return f"Stage {request.stage + 1} of {request.reference} ({role_label(request.plan.stages[request.stage].role)}) now rests with {to.name}."
+    return f"Stage {request.stage + 1} of {inert(request.reference)} ({role_label(request.plan.stages[request.stage].role)}) now rests with {to.name}."
 
 
 def _midnight(day: date) -> datetime:

@@ -8,6 +8,7 @@ from . import status
 from .context import Core
 from .models import Action, ActionResult, ChatIdentity, Outcome, Person, RequestState, Verb
 from .ports import Approvals
+from .view import inert
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def bulk_report(core: Core, items: list[Item], results: list[ActionResult]) -> s
     lines, counted = [], 0
     for (request_id, _, _), result in zip(items, results):
         request = core.store.get_request(request_id)
-        reference = request.reference if request else request_id
+        reference = inert(request.reference if request else request_id)
         if result.outcome in COUNTED:
             counted += 1
             lines.append(f"✓ {reference}: {result.message}")

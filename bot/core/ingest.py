@@ -18,6 +18,7 @@ from .models import ErpRecord, RequestState, RoutePlan, SourceEvent
 from .outage import Outage
 from .retry import Backoff
 from .route import NoRouteError, RouteFacts, ops_target, person_for_erp, plan_route, platform_of
+from .view import inert
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class Ingestor:
             log.error("ingest.failed", extra={"ref": event.ref.key, "error": str(error)})
             store.defer_event(inbox_id, self.core.clock.now() + RETRY_EVERY, str(error))
             if attempts == 0:
-                self._alert(f"Couldn't process the {event.ref.source} event for {event.ref.key}: {error}. "
+                self._alert(f"Couldn't process the {event.ref.source} event for {inert(event.ref.key)}: {inert(error)}. "
                             "Handoff keeps retrying every minute.")
             return
         store.settle_event(inbox_id, note, request_id)
@@ -138,7 +139,7 @@ class Ingestor:
             with core.store.transaction() as conn:
                 core.store.log(None, Event.ROUTING_FAILED, "handoff", {"ref": event.ref.key, "reason": str(error)})
                 Effects(conn, now).notify(ops_target(core.routing, core.routing.defaults.platform),
-                                          f"No rule routes {record.reference}: {error}")
+                                          f"No rule routes {inert(record.reference)}: {error}")
             core.wake()
             return "no route", None
         requester = person_for_erp(core.routing, record.requester)

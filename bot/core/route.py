@@ -21,6 +21,7 @@ from .models import (
 )
 from .route_checks import money
 from .route_config import LEVELS, ChannelSpec, Defaults, Rule, RoutingConfig, StageSpec
+from .view import inert
 
 __all__ = [
     "ChannelSpec",
@@ -72,11 +73,11 @@ class RouteFacts(Frozen):
         )
 
     def describe(self, with_amount: bool = True) -> str:
-        """The facts as `name=value` pairs, leaving out what is unknown."""
+        """The facts as `name=value` pairs, leaving out what is unknown; the ERP's values are inert in chat sentences."""
         amount = None if self.amount is None else f"{self.amount:,.2f}" + (f" {self.currency}" if self.currency else "")
         parts = [("source", self.source), ("model", self.model), ("amount", amount if with_amount else None),
                  ("exception_type", self.exception_type), ("region", self.region), ("business_unit", self.business_unit)]
-        return " ".join(f"{name}={value}" for name, value in parts if value is not None)
+        return " ".join(f"{name}={inert(value)}" for name, value in parts if value is not None)
 
 
 def _among(label: str, value: str | None, allowed: tuple[str, ...]) -> tuple[bool, str]:

@@ -328,3 +328,6 @@ async def test_the_stall_alert_keeps_its_command_a_real_code_span_while_the_vend
         assert "`/handoff status P00045`" in alert.text, "our command is a real code span Slack renders as code"
         assert "(\u02cbAcme\u02cb &lt;!channel&gt; \u2217Supplies\u2217, " in alert.text, "the ERP's name is shown as typed"
         assert "<!channel>" not in alert.text
+        card = await stack.card(PROCUREMENT, "P00045")
+        [reminder] = replies(stack, PROCUREMENT, card.ts, "Reminder: P00045")
+        assert "(\u02cbAcme\u02cb &lt;!channel&gt; \u2217Supplies\u2217, " in reminder, "no code span from the ERP's backticks"
