@@ -192,12 +192,14 @@ class Connection:
                 self._in_transaction = False
                 if verb == "ROLLBACK":
                     return None
-                # A lost COMMIT ends the transaction too, whichever way it went; anything else leaves it to roll back.
-                self._transaction_lost = verb != "COMMIT"
-                raise self._unavailable("the transaction was rolled back" if verb != "COMMIT"
-                                        else "the connection was lost at COMMIT, so the transaction may not have been applied") from None
-        # Alone in autocommit, the statement either committed before the connection died or was rolled back with it:
-        # the server cuts a statement off whole. Run it once more on a new connection.
+                if verb == "COMMIT":
+                    # It ended either way, as if the process had died right there: a case the callers' retries already cover.
+                    raise self._unavailable("the connection was lost at COMMIT, so whether it was applied is unknown") from None
+                self._transaction_lost = True
+                raise self._unavailable("the transaction was rolled back") from None
+        # Alone in autocommit, a statement is applied whole or not at all, and a restarted server or terminated backend
+        # never applied it: run it once more on a new connection. Only an answer lost on the wire after the statement
+        # was applied (a network cut at that instant) makes this a repeat.
         self._reconnect_if_lost()
         try:
             return self._attempt(action)

@@ -23,6 +23,7 @@ class TcpProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, name="tcp-proxy", daemon=True)
         self._server: asyncio.Server | None = None
         self._open: set[asyncio.StreamWriter] = set()
+        self._pipes: set[asyncio.Task] = set()
 
     @classmethod
     def in_front_of(cls, url: str) -> TcpProxy:
@@ -66,8 +67,13 @@ class TcpProxy:
         for writer in list(self._open):
             writer.transport.abort()  # a reset, not a goodbye: the client learns only when it next reads or writes
         self._open.clear()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
 
     async def _pipe(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._pipes.add(task)
+        task.add_done_callback(self._pipes.discard)
         try:
             server_reader, server_writer = await asyncio.open_connection(*self.target)
         except OSError:

@@ -154,7 +154,7 @@ def test_handoffs_in_two_schemas_of_one_database_each_have_their_own_leader(name
 def test_a_commit_that_never_reached_the_server_fails_and_leaves_the_store_usable(named, clock, url):
     with TcpProxy.in_front_of(url) as proxy:
         store, _ = named(clock, via=proxy.route(url))
-        with pytest.raises(StoreUnavailable, match="lost at COMMIT, so the transaction may not have been applied"):
+        with pytest.raises(StoreUnavailable, match="lost at COMMIT, so whether it was applied is unknown"):
             with store.transaction():
                 store.accept_event(event(1, clock))
                 proxy.down()
