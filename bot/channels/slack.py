@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 PERMANENT_ERRORS = {
     "channel_not_found", "not_in_channel", "is_archived", "invalid_auth", "not_authed", "account_inactive",
     "token_revoked", "user_not_found", "cannot_dm_bot", "missing_scope", "message_not_found", "invalid_blocks",
-    "msg_too_long", "no_text",
+    "msg_too_long", "no_text", "user_not_in_channel",
 }
 
 _FIXES = {
@@ -145,9 +145,11 @@ class SlackChannel:
         # chat.update takes the channel id and ts chat.postMessage returned (https://api.slack.com/methods/chat.update).
         await self.call("chat.update", channel=conversation, ts=message_id, text=mrkdwn_message(text))
 
-    async def whisper(self, channel: str, user: str, text: str) -> None:
-        """A private reply to one person in a channel (ephemeral): refusals, confirmations."""
-        await self.call("chat.postEphemeral", channel=channel, user=user, text=mrkdwn_message(text))
+    async def whisper(self, channel: str, user: str, text: str, blocks: list[dict] | None = None,
+                      thread_ts: str | None = None) -> None:
+        """A private reply to one person in a channel (ephemeral): refusals, confirmations, answers to a mention."""
+        extra = {**({"blocks": blocks} if blocks else {}), **({"thread_ts": thread_ts} if thread_ts else {})}
+        await self.call("chat.postEphemeral", channel=channel, user=user, text=mrkdwn_message(text), **extra)
 
 
 def parse_binding(value: str) -> tuple[str, int, int]:
@@ -246,11 +248,21 @@ def build_bolt_app(settings: SlackSettings, client: AsyncWebClient, approvals: A
         if not core.store.first_delivery(f"slack:{body['event_id']}"):
             return  # Slack retried a delivery we already answered
         text, blocks = commands.reply(core, approvals, event["user"], event.get("text", "").split(">", 1)[-1])
-        if blocks:  # a working inbox is for its owner alone: ephemeral, not in the channel's thread
-            await channel.call("chat.postEphemeral", channel=event["channel"], user=event["user"], text=mrkdwn_message(text), blocks=blocks)
-            return
-        await channel.call("chat.postMessage", channel=event["channel"], thread_ts=event.get("thread_ts") or event["ts"],
-                            text=mrkdwn_message(text))
+        # Answers show only requests the asker may see, so everyone else in the channel must not read them (issue #5):
+        # ephemeral, in the thread only when asked in one, since Slack shows an ephemeral reply in a thread that
+        # exists (https://docs.slack.dev/reference/methods/chat.postEphemeral, thread_ts).
+        try:
+            await channel.whisper(event["channel"], event["user"], text, blocks, thread_ts=event.get("thread_ts"))
+        except ChatError as error:
+            if not error.permanent:
+                raise
+            # user_not_in_channel (a shared channel, say): the asker's DM with Handoff still reaches them alone.
+            log.warning("slack.mention_answered_in_dm", extra={"channel": event["channel"], "user": event["user"], "error": str(error)})
+            dm = await channel.call("conversations.open", users=event["user"])
+            await answer_in_dm(dm["channel"]["id"], text, blocks)
+
+    async def answer_in_dm(conversation: str, text: str, blocks: list[dict] | None) -> None:
+        await channel.call("chat.postMessage", channel=conversation, text=mrkdwn_message(text), **({"blocks": blocks} if blocks else {}))
 
     @app.event("message")
     async def on_message(body, event):
@@ -260,8 +272,7 @@ def build_bolt_app(settings: SlackSettings, client: AsyncWebClient, approvals: A
         if event.get("subtype") or event.get("bot_id") or not core.store.first_delivery(f"slack:{body['event_id']}"):
             return
         if event.get("channel_type") == "im":
-            text, blocks = commands.reply(core, approvals, event["user"], event.get("text", ""))
-            await channel.call("chat.postMessage", channel=event["channel"], text=mrkdwn_message(text), **({"blocks": blocks} if blocks else {}))
+            await answer_in_dm(event["channel"], *commands.reply(core, approvals, event["user"], event.get("text", "")))
             return
         thread = event.get("thread_ts")
         request_id = core.store.request_for_message(event["channel"], thread) if thread else None

@@ -86,6 +86,7 @@ class FakeSlack:
         self._method_windows = {m: SlidingWindow(limit, self.clock) for m, limit in limits.methods.items()}
         self._post_window = SlidingWindow(limits.post_per_channel, self.clock) if limits.post_per_channel else None
         self.channel_names: dict[str, str] = {}
+        self.members: dict[str, set[str]] = {}  # channel id -> its members, for channels a test gives members to
         self.users: dict[str, str] = {}
         self.dms: dict[str, str] = {}
         self.messages: dict[str, list[FakeMessage]] = {}
@@ -105,6 +106,10 @@ class FakeSlack:
         """A channel the bot is in; unknown channels answer `channel_not_found`."""
         self.channel_names[channel_id] = name
         self.messages.setdefault(channel_id, [])
+
+    def set_members(self, channel_id: str, user_ids: set[str]) -> None:
+        """Who is in a channel (or DM); one never given members has everyone in the workspace."""
+        self.members[channel_id] = set(user_ids)
 
     def add_user(self, user_id: str, name: str) -> None:
         """A member of the workspace; unknown users answer `user_not_found`."""
@@ -266,11 +271,18 @@ class FakeSlack:
         user = str(args.get("user") or "")
         if user not in self.users:
             raise SlackApiError("user_not_found")
+        if not self._in_channel(channel, user):
+            # "user_not_in_channel: Cannot post user messages to a channel they are not in." (the method's errors)
+            raise SlackApiError("user_not_in_channel")
         text, blocks, _ = self._content(args)
         ts = self._next_ts()
         self.ephemerals.append({"channel": channel, "user": user, "text": text, "blocks": blocks,
                                 "thread_ts": args.get("thread_ts"), "message_ts": ts})
         return {"message_ts": ts}
+
+    def _in_channel(self, channel: str, user: str) -> bool:
+        # Membership is checked where a test set it: several tests let one person click a card in another's DM.
+        return channel not in self.members or user in self.members[channel]
 
     def _open(self, args: dict) -> dict:
         users = [u for u in str(args.get("users") or "").split(",") if u]

@@ -131,15 +131,47 @@ async def test_a_partial_reference_or_vendor_gives_a_pick_list_and_an_unknown_on
     assert "No request you can see matches “P99999”" in unknown and "vendor name" in unknown
 
 
-async def test_a_mention_gets_a_status_answer_in_the_thread(stack):
+async def mention(stack, person: str, text: str, event_id: str, ts: str, thread_ts: str | None = None) -> None:
+    """`person` @mentions Handoff in #procurement, at the top level or in a thread."""
+    event = {"type": "app_mention", "channel": PROCUREMENT, "user": stack.slack_id(person), "text": f"<@UHANDOFF> {text}",
+             "ts": ts, **({"thread_ts": thread_ts} if thread_ts else {})}
+    status, _ = await post_now(stack, stack.signer.event_callback_body(event, event_id), "application/json")
+    assert status == 200
+
+
+async def test_a_status_mention_in_a_channel_is_answered_to_the_asker_alone(stack):
+    await stack.send_order("P00043")
+    card = await stack.card(PROCUREMENT, "P00043")
+    seen = len(stack.slack.messages[PROCUREMENT])
+
+    await mention(stack, "erik", "status P00043", "Ev0MENTION1", "1718364000.000100")
+    await mention(stack, "dana", "status P00043", "Ev0MENTION3", "1718364000.000200", thread_ts=card.ts)
+    await mention(stack, "erik", "what's stuck", "Ev0MENTION5", "1718364000.000500")
+
+    await wait_until(lambda: [e for e in stack.slack.ephemerals if "past its SLA" in e["text"]], what="the stuck answer, ephemeral")
+
+    def answers() -> list[dict] | None:
+        found = [e for e in stack.slack.ephemerals if "Stage 1 of 1" in e["text"]]
+        return found if len(found) == 2 else None
+
+    by_user = {e["user"]: e for e in await wait_until(answers, what="both answers, ephemeral")}
+    assert by_user[stack.slack_id("erik")]["channel"] == PROCUREMENT and by_user[stack.slack_id("erik")]["thread_ts"] is None
+    assert by_user[stack.slack_id("dana")]["thread_ts"] == card.ts, "asked in the card's thread, answered there"
+    assert stack.slack.messages[PROCUREMENT][seen:] == [], "nothing public: not in the channel, not in any thread"
+
+
+async def test_a_mention_from_someone_slack_says_is_not_in_the_channel_is_answered_in_their_dm(stack):
     await stack.send_order("P00043")
     await stack.card(PROCUREMENT, "P00043")
-    event = {"type": "app_mention", "channel": PROCUREMENT, "user": stack.slack_id("erik"), "text": "<@UHANDOFF> status P00043",
-             "ts": "1718364000.000100"}
-    status, _ = await post_now(stack, stack.signer.event_callback_body(event, "Ev0MENTION1"), "application/json")
-    assert status == 200
-    reply = await wait_until(lambda: stack.slack.thread_replies(PROCUREMENT, "1718364000.000100"), what="the answer in the thread")
-    assert "Stage 1 of 1" in reply[0].text
+    stack.slack.set_members(PROCUREMENT, {stack.slack_id("dana")})  # a shared channel Erik reads from elsewhere, say
+    seen = len(stack.slack.messages[PROCUREMENT])
+
+    await mention(stack, "erik", "status P00043", "Ev0MENTION4", "1718364000.000400")
+
+    dm = await wait_until(lambda: stack.slack.dms.get(stack.slack_id("erik")), what="Erik's DM opened")
+    answer = await wait_until(lambda: next(iter(stack.slack.messages.get(dm, [])), None), what="the answer in Erik's DM")
+    assert "Stage 1 of 1" in answer.text
+    assert stack.slack.messages[PROCUREMENT][seen:] == [] and stack.slack.ephemerals == []
 
 
 async def test_pending_asked_in_a_channel_comes_back_only_to_the_asker(stack):

@@ -158,6 +158,19 @@ async def test_an_ephemeral_message_is_kept_for_its_user_only(make_slack):
     assert fake.messages["C0PROC"] == []
 
 
+async def test_an_ephemeral_message_to_someone_outside_the_channel_is_refused(make_slack):
+    fake, client = await make_slack()
+    fake.add_user("U0OUT", "outsider")
+    fake.set_members("C0PROC", {"U0DANA"})
+
+    with pytest.raises(SlackApiError) as refused:
+        await client.chat_postEphemeral(channel="C0PROC", user="U0OUT", text="status of P00042")
+
+    assert refused.value.response["error"] == "user_not_in_channel"
+    await client.chat_postEphemeral(channel="C0PROC", user="U0DANA", text="status of P00042")
+    assert [e["user"] for e in fake.ephemerals] == ["U0DANA"]
+
+
 async def test_views_open_records_the_modal_and_spends_the_trigger(make_slack):
     fake, client = await make_slack()
     trigger = SlackSigner("secret").trigger_id()
