@@ -238,7 +238,8 @@ def build_bolt_app(settings: SlackSettings, client: AsyncWebClient, approvals: A
     @app.command("/handoff")
     async def on_command(ack, command):
         text, blocks = commands.reply(core, approvals, command["user_id"], command.get("text", ""))
-        await (ack(text=text, blocks=blocks) if blocks else ack(text=text))
+        # Ephemeral by default, but still mrkdwn: an ERP value like <!channel> must stay inert here too.
+        await (ack(text=mrkdwn_message(text), blocks=blocks) if blocks else ack(text=mrkdwn_message(text)))
 
     @app.event("app_mention")
     async def on_mention(body, event):

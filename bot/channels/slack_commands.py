@@ -20,6 +20,7 @@ from handoff.bot.core import inbox as shared_inbox
 from handoff.bot.core.context import Core
 from handoff.bot.core.models import ChatIdentity, Person, RequestState
 from handoff.bot.core.ports import Approvals
+from handoff.bot.core.view import inert
 from handoff.cards import blockkit
 from handoff.cards.escape import escape_mrkdwn, slack_link, truncate
 
@@ -169,7 +170,7 @@ def register_commands(app: AsyncApp, core: Core, approvals: Approvals, channel: 
         if by is None or request is None:
             text = status.UNKNOWN_PERSON if by is None else "Handoff has no record of this request."
         elif request.stage != meta["s"]:
-            text = f"Stage {meta['s'] + 1} of {request.reference} is already decided; nothing was reassigned."
+            text = f"Stage {meta['s'] + 1} of {inert(request.reference)} is already decided; nothing was reassigned."
         else:
             text = delegation.reassign(core, request, by, to)
         if meta.get("channel"):

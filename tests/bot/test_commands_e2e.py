@@ -160,6 +160,20 @@ async def test_a_status_mention_in_a_channel_is_answered_to_the_asker_alone(stac
     assert stack.slack.messages[PROCUREMENT][seen:] == [], "nothing public: not in the channel, not in any thread"
 
 
+async def test_the_slash_command_answer_keeps_erp_text_inert_and_our_commands_as_code(stack):
+    partner = stack.odoo.db.records["purchase.order"][stack.orders["P00043"]]["partner_id"]
+    stack.odoo.set_field("res.partner", partner, name="`Acme` <!channel> <https://evil.example|*click*>")
+    await stack.send_order("P00043")
+    await stack.card(PROCUREMENT, "P00043")
+
+    answer = (await command(stack, "dana", "status P00043"))["text"]
+    missed = (await command(stack, "dana", "status nothing-like-it"))["text"]
+
+    assert answer.startswith("P00043 — \u02cbAcme\u02cb &lt;!channel&gt; &lt;https://evil.example|\u2217click\u2217&gt;, ")
+    assert "<!channel>" not in answer and "<https" not in answer
+    assert "(e.g. `status P00042`)" in missed, "our suggested command stays a code span"
+
+
 async def test_a_mention_from_someone_slack_says_is_not_in_the_channel_is_answered_in_their_dm(stack):
     await stack.send_order("P00043")
     await stack.card(PROCUREMENT, "P00043")
