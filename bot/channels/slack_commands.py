@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 BULK_APPROVE, REASSIGN_MODAL = "handoff.bulk_approve", "handoff.reassign_modal"
 # Two blocks per item and Slack's 50 blocks per message; the bulk button's value (max 2000 chars) holds them all.
 INBOX_ITEMS = 15
-_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|([^>]*))?>")
 DELEGATE_HELP = "Say `/handoff delegate @someone until 2026-12-01` (optionally `from 2026-11-24`), or `/handoff delegate off`."
 
 
@@ -62,7 +62,9 @@ def delegate(core: Core, approvals: Approvals, person: Person | None, text: str)
         return f"Whom should your approvals go to? {DELEGATE_HELP}"
     delegate_to = person_of(approvals, mention.group(1))
     if delegate_to is None:
-        return f"Handoff doesn't know <@{mention.group(1)}>, so it can't route approvals to them. Ask an admin to add them to the routing config."
+        # Named as typed, not as a live <@…> mention: replies pass through mrkdwn_message, which makes every < inert.
+        who = inert(mention.group(2) or mention.group(1))
+        return f"Handoff doesn't know {who}, so it can't route approvals to them. Ask an admin to add them to the routing config."
     try:
         until, starts = delegation.parse_window(_MENTION.sub("", text), DELEGATE_HELP)
     except ValueError as error:

@@ -300,6 +300,13 @@ async def test_delegation_holds_only_inside_its_window_and_is_logged(stack, cloc
     assert order_state(stack, "P00042") == "to approve"
 
 
+async def test_delegating_to_someone_handoff_does_not_know_names_them_as_slack_sent_them(stack):
+    answer = await command(stack, "fiona", "delegate <@U0NOBODY|nobody> until 2099-01-01")
+
+    assert answer["text"] == ("Handoff doesn't know nobody, so it can't route approvals to them. "
+                              "Ask an admin to add them to the routing config.")
+
+
 async def test_a_delegate_still_cannot_approve_their_own_request_and_delegate_off_ends_it(stack, clock):
     until = clock.now().date() + timedelta(days=3)
     await command(stack, "fiona", f"delegate <@{stack.slack_id('marc')}|marc> until {until}")
