@@ -36,6 +36,8 @@ FIRST_POLL_LOOKBACK = timedelta(days=1)
 # with this res_model and res_id, as a search_count would, in the same read.
 ORDER_FIELDS = ["name", "state", "partner_id", "amount_total", "currency_id", "user_id", "order_line", "company_id", "write_date", "date_order",
                 "write_uid", "date_approve", "message_attachment_count"]
+# What says where an order stands: read again after a button, instead of the whole order with its lines and vendor.
+STANDING_FIELDS = ["name", "state", "write_date", "date_approve", "write_uid"]
 LINE_FIELDS = ["name", "product_qty", "price_unit", "price_subtotal", "display_type"]
 # A user's name, login and email rarely change, yet every order of one purchase representative would read them again:
 # each is kept this long per process (a login change shows within a minute), for at most this many users.
@@ -139,11 +141,9 @@ class OdooConnector:
         )
         business_unit = _text(order.get(self.settings.business_unit_field)) if self.settings.business_unit_field else None
         exception = order.get(self.settings.exception_field) if self.settings.exception_field else None
-        state = order["state"]
         return ErpRecord(
             ref=ref,
             reference=order["name"],
-            state=state,
             vendor=_text(order["partner_id"]) or "(no vendor)",
             amount=Decimal(str(order["amount_total"])),
             currency=_text(order["currency_id"]) or "",
@@ -154,13 +154,8 @@ class OdooConnector:
             exception_type=str(exception) if exception else None,
             attachment_count=order.get("message_attachment_count") or 0,
             url=self.record_url(ref),
-            etag=order.get("write_date") or None,
             vendor_history=VendorHistory(open_orders=open_orders, recent_exceptions=exceptions),
-            awaiting_approval=state == "to approve",
-            erp_decision="approved" if state in APPROVED_STATES else "rejected" if state == "cancel" else None,
-            # Whoever saved a decided order last decided it, unless someone edited it since: good enough to say "by".
-            decided_by=_text(order.get("write_uid")) if state in APPROVED_STATES | {"cancel"} else None,
-            decided_at=_decided_at(order, state),
+            **_where_it_stands(order),
         )
 
     async def unchanged(self, record: ErpRecord) -> bool | None:
@@ -181,7 +176,7 @@ class OdooConnector:
         ref, order_id = record.ref, _order_id(record.ref)
         if decision.verb is Verb.APPROVE:
             await self._call(ref.model, "button_approve", [order_id])
-            live = await self.fetch_record(ref)
+            live = await self._decided(record)
             if live.state == "to approve":
                 login = self.settings.login
                 raise ErpRefused(
@@ -194,7 +189,7 @@ class OdooConnector:
             note = f"Approved in Handoff by {decision.by}."
         elif decision.verb is Verb.REJECT:
             await self._call(ref.model, "button_cancel", [order_id])
-            live = await self.fetch_record(ref)
+            live = await self._decided(record)
             if live.state != "cancel":
                 raise ErpRefused(f"Odoo shows {live.reference} as '{live.state}' after button_cancel, so it is not cancelled. Check it in Odoo ({live.url}), then decide again.")
             note = f"Rejected in Handoff by {decision.by}: {decision.reason or 'no reason given'}"
@@ -203,6 +198,14 @@ class OdooConnector:
         await self._post(ref, order_id, note)
         log.info("odoo.decision_written", extra={"ref": ref.key, "verb": decision.verb.value, "state": live.state})
         return live
+
+    async def _decided(self, record: ErpRecord) -> ErpRecord:
+        """`record` as it stands after a button: state, stamps and who, re-read in one call; lines and vendor are as the
+        click's check confirmed them, and no button changes them."""
+        rows = await self._call(record.ref.model, "read", [_order_id(record.ref)], fields=STANDING_FIELDS)
+        if not rows:
+            raise RecordNotFound(f"Odoo has no {record.ref.model} {record.ref.record_id} after deciding it: it was deleted meanwhile.")
+        return record.model_copy(update={"reference": rows[0]["name"], **_where_it_stands(rows[0])})
 
     async def changed_since(self, cursor: str | None, now: datetime, limit: int = 200) -> tuple[list[SourceEvent], str | None]:
         """Purchase orders whose approval picture changed at or after `cursor` (an Odoo write_date), oldest first.
@@ -323,6 +326,20 @@ def _text(value: Any) -> str | None:
     if isinstance(value, list) and len(value) == 2:
         return str(value[1])
     return str(value) if value not in (False, None, "") else None
+
+
+def _where_it_stands(order: dict) -> dict[str, Any]:
+    """The ErpRecord fields that say where an order stands, from a read with STANDING_FIELDS."""
+    state = order["state"]
+    return {
+        "state": state,
+        "etag": order.get("write_date") or None,
+        "awaiting_approval": state == "to approve",
+        "erp_decision": "approved" if state in APPROVED_STATES else "rejected" if state == "cancel" else None,
+        # Whoever saved a decided order last decided it, unless someone edited it since: good enough to say "by".
+        "decided_by": _text(order.get("write_uid")) if state in APPROVED_STATES | {"cancel"} else None,
+        "decided_at": _decided_at(order, state),
+    }
 
 
 def _decided_at(order: dict, state: str) -> datetime | None:
