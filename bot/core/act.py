@@ -9,7 +9,7 @@ from handoff.bot.faults import crash_point
 from .context import Core
 from .effects import Effects
 from .enrich import build_packet, describe_changes, read_record
-from .errors import ErpError
+from .errors import ErpError, StoreUnavailable
 from .events import Event
 from .retry import with_retries
 from .models import (
@@ -61,7 +61,7 @@ class Approvals:
         )
 
     async def act(self, action: Action) -> ActionResult:
-        result = await self._act(action)
+        result = await self._act_through_a_lost_connection(action)
         crash_point("after_click")
         log.info(
             "action.handled",
@@ -69,6 +69,21 @@ class Approvals:
                    "platform": action.actor.platform},
         )
         return result
+
+    async def _act_through_a_lost_connection(self, action: Action) -> ActionResult:
+        """A click whose transaction rolled back with the database connection is acted on once more: chat platforms
+        don't resend clicks, and a second click counts once anyway."""
+        try:
+            return await self._act(action)
+        except StoreUnavailable as lost:
+            log.warning("action.retried", extra={"request_id": action.request_id, "error": str(lost)})
+        try:
+            return await self._act(action)
+        except StoreUnavailable:
+            return ActionResult(
+                outcome=Outcome.STORE_UNREACHABLE,
+                message="Handoff's database is unreachable right now, so your decision was not counted; try again in a minute.",
+            )
 
     async def _act(self, action: Action) -> ActionResult:
         core = self.core

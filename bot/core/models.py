@@ -230,6 +230,7 @@ class Outcome(StrEnum):
     UNKNOWN_REQUEST = "unknown_request"
     INFO_REQUESTED = "info_requested"
     ERP_UNREACHABLE = "erp_unreachable"
+    STORE_UNREACHABLE = "store_unreachable"
 
 
 class ActionResult(Frozen):
