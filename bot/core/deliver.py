@@ -73,7 +73,7 @@ class Dispatcher:
 
     async def _paced(self, destination: str, item: OutboxItem) -> None:
         now = self.core.clock.now()
-        slot = self.pacer.reserve(destination, now, str(item.id), self._cost(item))
+        slot = self.pacer.reserve(destination, now, str(item.id), self._cost(item, destination))
         if slot > now:
             # Skipped, not blocked: items for other destinations in this batch still go out now.
             outbox.postpone(self.core.store.conn, item.id, slot)
@@ -98,12 +98,12 @@ class Dispatcher:
         request = self.core.store.get_request(item.request_id or "")
         return f"erp.{request.ref.source if request else 'unknown'}"
 
-    def _cost(self, item: OutboxItem) -> int:
+    def _cost(self, item: OutboxItem, destination: str) -> int:
         """How many calls the item makes where it is paced: one, but a write-back to an ERP that counts requests makes more."""
-        request = self.core.store.get_request(item.request_id or "") if item.kind == Effect.ERP_WRITE else None
-        connector = self.core.connectors.get(request.ref.source) if request else None
+        connector = self.core.connectors.get(destination.removeprefix("erp.")) if item.kind == Effect.ERP_WRITE else None
+        request = self.core.store.get_request(item.request_id or "") if isinstance(connector, CountsRequests) else None
         if request is None or not isinstance(connector, CountsRequests):
-            return 1
+            return 1  # Odoo publishes no request limit: one slot per write-back
         write = connector.requests(request.ref, Decision.model_validate(item.payload).verb)
         # After an unfinished claim, _already_written re-reads the record first, so as not to write it twice.
         return write + connector.requests(request.ref) if item.claims > 1 else write

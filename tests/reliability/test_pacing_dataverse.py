@@ -33,7 +33,7 @@ from handoff.connectors.dataverse import DataverseConnector, DataverseSettings
 from handoff.state import outbox
 from handoff.state.store import Store
 
-# Each request crosses real HTTP: 5,000 write-backs (25,000 requests, five windows) take most of a minute on a busy
+# Each request crosses real HTTP: 5,000 write-backs (25,000 requests, five windows) took 75 s on a busy 2-core
 # machine, so the default wave crosses one window and HANDOFF_MONTH_END_WAVE=5000 runs the month-end size.
 WAVE = int(os.environ.get("HANDOFF_MONTH_END_WAVE", "1300"))
 PER_WRITE_BACK = 5
@@ -42,7 +42,7 @@ OPS = "C0OPS"
 
 class ClientCredentials:
     """A TokenProvider that asks the fake Entra once, over HTTP. MSAL's own (per request a hop to a thread) is tested
-    in tests/connectors; at 45,000 requests here it would be most of the test's time."""
+    in tests/connectors; at 25,000 requests here it would be most of the test's time."""
 
     def __init__(self, session: aiohttp.ClientSession, token_url: str, scope: str) -> None:
         self.session, self.token_url, self.scope, self.cached = session, token_url, scope, None
