@@ -59,7 +59,8 @@ async def drive(request: Request, *, concurrency: int, duration_s: float, max_re
                 measured = await asyncio.wait_for(request(index), timeout_s)
             except Exception as error:  # noqa: BLE001 — any failure counts against the run, and the first one is shown
                 run.errors += 1
-                run.first_error = run.first_error or f"{type(error).__name__}: {error}"
+                said = f"not done within {timeout_s:g} s" if isinstance(error, TimeoutError) else str(error)
+                run.first_error = run.first_error or f"{type(error).__name__}: {said}"
                 continue
             run.completed += 1
             for name, ms in measured.items():

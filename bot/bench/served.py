@@ -122,7 +122,7 @@ async def handoff_process(workdir: Path, database: str | Path, chat: Platform = 
             connector.issue_token = functools.cache(connector.issue_token)
             app = connector.app()
             app.middlewares.append(fields["posts"].middleware)
-            # botbuilder in Handoff fetches keys and tokens synchronously; here it only needs a connector that answers.
+            # On its own thread, as the tests' teams_connector serves it: its handlers do not queue behind the load generator.
             connector.url = stack.enter_context(ThreadedServer(app)).url
             settings.update(HANDOFF_TEAMS__APP_ID=APP_ID, HANDOFF_TEAMS__APP_PASSWORD=APP_PASSWORD,
                             HANDOFF_TEAMS__LOGIN_URL=connector.url, HANDOFF_TEAMS__OPENID_METADATA_URL=connector.openid_metadata_url)
