@@ -7,6 +7,7 @@ import json
 from handoff.bot.channels.teams_commands import INBOX_ITEMS
 from handoff.cards.adaptive import BUDGET_BYTES
 from handoff.cards.adaptive_inbox import InboxItem, render_inbox
+from teams_schema import assert_valid_for_teams
 
 PEOPLE = (("dana", "Dana Approver"), ("erik", "Erik Lindqvist"), ("fiona", "Fiona Finance"))
 
@@ -28,6 +29,8 @@ def item(n: int, summary: str = "P00043 — Northwind Traders, 3,240.00 EUR; sta
 def test_each_item_has_the_packet_card_verbs_and_binding_and_its_own_inputs():
     card = render_inbox("2 waiting for your decision.", [item(1), item(2)], [["req-0001", 2, 0], ["req-0002", 2, 0]])
 
+    assert_valid_for_teams(card)
+
     executes = [n for n in walk(card) if n.get("type") == "Action.Execute"]
     for_first = {n["verb"] for n in executes if n["data"].get("r") == "req-0001"}
     assert for_first == {"handoff.approve", "handoff.reject", "handoff.ask_info", "handoff.reassign"}
@@ -44,6 +47,7 @@ def test_an_inbox_too_big_for_teams_shows_what_fits_and_says_more_wait():
 
     card = render_inbox(f"{INBOX_ITEMS} waiting for your decision.", items, bulk, ["✓ P00001: Approved."] * INBOX_ITEMS)
 
+    assert_valid_for_teams(card)
     assert len(json.dumps(card, separators=(",", ":")).encode()) <= BUDGET_BYTES
     shown = {n["data"]["r"] for n in walk(card) if n.get("type") == "Action.Execute" and "r" in n.get("data", {})}
     assert 0 < len(shown) < INBOX_ITEMS
