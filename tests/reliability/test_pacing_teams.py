@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from datetime import datetime
 from decimal import Decimal
 
@@ -58,11 +60,11 @@ async def test_200_cards_to_one_conversation_go_out_at_the_per_thread_limit_with
         teams_world, clock):
     dispatcher, connector, store = teams_world
     start = clock.now()
-    queue(store, clock, in_channel(PROCUREMENT), 200)
-    queue(store, clock, in_channel(FINANCE), 10)
-    queue(store, clock, in_channel(OPS), 10)
+    cards_for(dispatcher.core, PROCUREMENT, 200)
+    cards_for(dispatcher.core, FINANCE, 10)
+    cards_for(dispatcher.core, OPS, 10)
 
-    await deliver_all(dispatcher, store, clock)
+    await deliver_all(dispatcher, store, clock, kinds=("post_card",))
 
     assert connector.rate_limited_count == 0
     procurement = seconds_after(start, connector, PROCUREMENT)
@@ -74,7 +76,10 @@ async def test_200_cards_to_one_conversation_go_out_at_the_per_thread_limit_with
         times = seconds_after(start, connector, other)
         # 10 at the same limits: 7 at 0, the 8th at 1, the 9th and 10th at 2 s; not after the burst's 200.
         assert len(times) == 10 and times[-1] == pytest.approx(2, abs=1), f"{other} waited behind the burst"
-    assert [a["text"] for a in connector.activities[PROCUREMENT]] == [f"{PROCUREMENT} message {n}" for n in range(200)]
+    cards = connector.activities[PROCUREMENT]
+    # Approval cards, in the order their requests came.
+    assert all(a["attachments"][0]["contentType"] == "application/vnd.microsoft.card.adaptive" for a in cards)
+    assert all(f"PO-{n:06d}" in json.dumps(a["attachments"][0]["content"]) for n, a in enumerate(cards))
     assert outbox.depth(store.conn) == {"done": 220}
 
 
@@ -96,27 +101,42 @@ async def test_a_burst_past_1800_an_hour_waits_for_the_hour_window_and_no_longer
     assert outbox.depth(store.conn) == {"done": 2000}
 
 
-def cards_to_update(dispatcher: Dispatcher, connector: FakeBotConnector, conversation: str, count: int) -> None:
-    """`count` requests with a card an earlier hour posted in `conversation`, each card's update now queued."""
-    core = dispatcher.core
-    with core.store.transaction() as conn:
+def open_requests(core: Core, count: int) -> list[str]:
+    """`count` open requests, ready for their cards."""
+    ids = []
+    with core.store.transaction():
         for n in range(count):
-            record = ErpRecord(ref=RecordRef(source="dataverse", model="purchaseorder", record_id=f"order-{n}"),
+            record = ErpRecord(ref=RecordRef(source="dataverse", model="purchaseorder", record_id=uuid.uuid4().hex),
                                reference=f"PO-{n:06d}", state="Pending Approval", vendor="Acme Supplies",
                                amount=Decimal("1200.00"), currency="EUR")
             plan = plan_route(core.routing, RouteFacts.from_record(record))
-            request = core.store.create_request(build_packet(core.store.new_request_id(), 1, record, plan.policy_notes),
-                                                plan, "teams", None, core.clock.now())
+            packet = build_packet(core.store.new_request_id(), 1, record, plan.policy_notes)
+            ids.append(core.store.create_request(packet, plan, "teams", None, core.clock.now()).id)
+    return ids
+
+
+def cards_for(core: Core, conversation: str, count: int) -> None:
+    """`count` approval cards queued for one conversation, as a burst of webhooks routed there leaves them."""
+    requests = open_requests(core, count)
+    with core.store.transaction() as conn:
+        for request_id in requests:
+            Effects(conn, core.clock.now()).post_card(request_id, 0, in_channel(conversation))
+
+
+def cards_to_update(core: Core, connector: FakeBotConnector, conversation: str, count: int) -> None:
+    """`count` requests with a card an earlier hour posted in `conversation`, each card's update now queued."""
+    with core.store.transaction() as conn:
+        for n, request_id in enumerate(open_requests(core, count)):
             connector.activities[conversation].append({"type": "message", "id": f"card-{n}"})
-            core.store.save_card(PostedCard(request_id=request.id, stage=0, target=in_channel(conversation),
+            core.store.save_card(PostedCard(request_id=request_id, stage=0, target=in_channel(conversation),
                                             conversation=conversation, message_id=f"card-{n}"), core.clock.now())
-            Effects(conn, core.clock.now()).update_cards(request.id)
+            Effects(conn, core.clock.now()).update_cards(request_id)
 
 
 async def test_card_updates_share_their_conversation_s_budget_with_its_posts(teams_world, clock):
     dispatcher, connector, store = teams_world
     start = clock.now()
-    cards_to_update(dispatcher, connector, PROCUREMENT, 40)
+    cards_to_update(dispatcher.core, connector, PROCUREMENT, 40)
     queue(store, clock, in_channel(PROCUREMENT), 40)
 
     await deliver_all(dispatcher, store, clock, kinds=("notify", "update_cards"))
