@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -55,6 +56,8 @@ def lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
+# The store's statements are a few dozen fixed strings, each run many times per event: translated once each.
+@functools.lru_cache(maxsize=1024)
 def translate(sql: str) -> tuple[str, str | None]:
     """SQLite dialect -> PostgreSQL: placeholders, INSERT OR IGNORE, BEGIN IMMEDIATE. Returns (sql, inserted table)."""
     sql = _TOKENS.sub(_token, sql.strip().rstrip(";"))
