@@ -33,7 +33,7 @@ from handoff.connectors.dataverse import DataverseConnector, DataverseSettings
 from handoff.state import outbox
 from handoff.state.store import Store
 
-# Each request crosses real HTTP: 5,000 write-backs (25,000 requests, five windows) took 75 s on a busy 2-core
+# Each request crosses real HTTP: 5,000 write-backs (25,000 requests, five windows) took 40-75 s on a busy 2-core
 # machine, so the default wave crosses one window and HANDOFF_MONTH_END_WAVE=5000 runs the month-end size.
 WAVE = int(os.environ.get("HANDOFF_MONTH_END_WAVE", "1300"))
 PER_WRITE_BACK = 5
