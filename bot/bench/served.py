@@ -34,6 +34,7 @@ from .routing import write_routing
 
 APPROVER = "dana"  # a procurement manager who raised none of the bench orders (marc did)
 SLACK_APPROVE = "handoff.approve"  # the Block Kit button's action_id, as Slack reports it
+CARD_RESPONSE = "application/vnd.microsoft.card.adaptive"
 
 
 @dataclass
@@ -77,6 +78,14 @@ class Served:
             if match and match.group(0) in wanted:
                 found[match.group(0)] = message
         return found
+
+    def acknowledged(self, status: int, answer: str) -> bool:
+        """Slack: a 200. Teams: a 200 whose invoke response carries the updated card, as Universal Actions answer
+        (`{"statusCode": 200, "type": "application/vnd.microsoft.card.adaptive", "value": <card>}`)."""
+        if status != 200 or not self.teams:
+            return status == 200
+        body = json.loads(answer or "null")
+        return isinstance(body, dict) and body.get("type") == CARD_RESPONSE
 
     async def approve(self, card: FakeMessage | TeamsCard) -> tuple[int, str]:
         """The approver clicks Approve: a signed Slack block_actions, or a signed Teams adaptiveCard/action invoke."""
