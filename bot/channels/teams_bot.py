@@ -271,6 +271,9 @@ def _identity(activity: Activity) -> ChatIdentity | None:
     return ChatIdentity(platform="teams", user_id=sender.aad_object_id, display_name=sender.name)
 
 
+UNSIGNED = "The request is not signed by the Bot Framework for this bot."
+
+
 def _refuse(status: int, reason: str) -> web.Response:
     return web.json_response({"error": reason}, status=status)
 
@@ -282,6 +285,12 @@ def messages_handler(channel: TeamsChannel):
         log.warning("teams.local_development", extra={"detail": "POST /api/messages accepts requests WITHOUT authentication"})
 
     async def handle(request: web.Request) -> web.Response:
+        # None, not "": botbuilder only takes the anonymous path for a missing header.
+        header = request.headers.get("Authorization") or None
+        if header is None and not settings.local_development:
+            # Refused before the body is read: without a token nothing about the parser is anyone's business.
+            log.warning("teams.unauthorized", extra={"reason": "no Authorization header", "remote": request.remote})
+            return _refuse(401, UNSIGNED)
         if request.content_type != "application/json":
             return _refuse(415, "Send the activity as application/json.")
         try:
@@ -294,9 +303,7 @@ def messages_handler(channel: TeamsChannel):
             activity = Activity().deserialize(body)
         except DeserializationError as error:
             return _refuse(400, f"The body is not a Bot Framework activity ({error.__class__.__name__}).")
-        # None, not "": botbuilder only takes the anonymous path for a missing header.
-        header = request.headers.get("Authorization") or None
-        if header is None and settings.local_development:
+        if header is None:
             log.warning("teams.unauthenticated_request", extra={"activity_type": activity.type, "remote": request.remote})
         try:
             authenticated = await adapter.bot_framework_authentication.authenticate_request(activity, header)
@@ -307,7 +314,7 @@ def messages_handler(channel: TeamsChannel):
         except Exception as error:  # botbuilder raises PermissionError, PyJWT errors and IndexError for unknown keys
             log.warning("teams.unauthorized",
                         extra={"reason": type(error).__name__, "activity_type": activity.type, "remote": request.remote})
-            return _refuse(401, "The request is not signed by the Bot Framework for this bot.")
+            return _refuse(401, UNSIGNED)
         invoke = await adapter.process_activity(authenticated, activity, bot.on_turn)
         if invoke is not None:
             return web.json_response(invoke.body, status=int(invoke.status))
