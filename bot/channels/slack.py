@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 PERMANENT_ERRORS = {
     "channel_not_found", "not_in_channel", "is_archived", "invalid_auth", "not_authed", "account_inactive",
     "token_revoked", "user_not_found", "cannot_dm_bot", "missing_scope", "message_not_found", "invalid_blocks",
-    "msg_too_long", "no_text", "user_not_in_channel",
+    "msg_too_long", "no_text", "user_not_in_channel", "cant_update_message", "edit_window_closed",
 }
 
 _FIXES = {

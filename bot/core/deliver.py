@@ -204,10 +204,18 @@ class Dispatcher:
             return None  # a first claim: nothing can have been posted yet
         since = datetime.fromisoformat(item.created_at) - CLOCK_MARGIN
         found = await channel.find_card(item.request_id, item.payload["stage"], target, item.idempotency_key, since)
-        if found is not None:
-            log.info("card.found", extra={"item": item.id, "request_id": item.request_id, "message_id": found.message_id})
+        if found is None:
+            return None
+        log.info("card.found", extra={"item": item.id, "request_id": item.request_id, "message_id": found.message_id})
+        try:
             # It shows the request as it stood then; bring it up to date before adopting it.
             await channel.update_card(found, view)
+        except ChatError as error:
+            if not error.permanent:
+                raise
+            # A card we cannot edit would stay stale forever: a second, live card is the lesser harm.
+            log.warning("card.found_not_adopted", extra={"item": item.id, "request_id": item.request_id, "error": str(error)})
+            return None
         return found
 
     async def _update_cards(self, item: OutboxItem) -> None:
