@@ -48,6 +48,7 @@ EXAMPLES = 60
 # url_verification's challenge is echoed as sent), so there "schema-violating but accepted" is not a finding.
 LENIENT_SDKS = {"/slack/events", "/api/messages"}
 CONSOLE_TOKEN = "fuzz-console-admin-token"
+# Three cases in five reach the parsers behind the auth; the rest test the refusal.
 CREDENTIALS = ("valid", "valid", "valid", "missing", "forged")
 
 
