@@ -159,17 +159,20 @@ class OdooConnector:
         )
 
     async def unchanged(self, record: ErpRecord) -> bool | None:
-        """Whether the order is still as `record` shows it, from one read of three fields; None when it can't tell."""
+        """Whether the order and its lines are still as `record` shows them, from two reads; None when it can't tell."""
         if record.etag is None:
             return None
-        # A line edit recomputes the stored amount_total, and the ORM stamps write_date on computed-field writes too
-        # (odoo/models.py BaseModel._write_multi: "set magic fields (already done by write(), but not for computed
-        # fields)"). write_date reads at one-second precision, so amount_total and state are compared as well.
-        rows = await self._call(record.ref.model, "read", [_order_id(record.ref)], fields=["write_date", "state", "amount_total"])
+        # A price or quantity edit recomputes the stored amount_total, and the ORM stamps write_date on computed-field
+        # writes too (odoo/models.py BaseModel._write_multi: "set magic fields (already done by write(), but not for
+        # computed fields)"). write_date reads at one-second precision, so amount_total and state are compared as well.
+        rows = await self._call(record.ref.model, "read", [_order_id(record.ref)], fields=["write_date", "state", "amount_total", "order_line"])
         if not rows:
             return False
         row = rows[0]
-        return row["write_date"] == record.etag and row["state"] == record.state and Decimal(str(row["amount_total"])) == record.amount
+        if row["write_date"] != record.etag or row["state"] != record.state or Decimal(str(row["amount_total"])) != record.amount:
+            return False
+        # A line's description is saved on the line alone: the order keeps its write_date, yet the card would be stale.
+        return await self._lines(row) == record.lines
 
     async def write_decision(self, record: ErpRecord, decision: Decision) -> ErpRecord:
         """Approve (button_approve) or reject (button_cancel), confirm it took by re-reading, note it in the chatter."""

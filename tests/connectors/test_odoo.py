@@ -460,7 +460,7 @@ async def test_a_renamed_representative_is_read_again_at_once(odoo):
     assert record.requester == ErpPerson(name="Marc Dubois-Martin", login="marc@example.com", email="marc.dm@example.com")
 
 
-async def test_an_untouched_order_is_confirmed_unchanged_by_one_read_of_the_order(odoo):
+async def test_an_untouched_order_is_confirmed_unchanged_by_one_read_of_the_order_and_one_of_its_lines(odoo):
     order = odoo.fake.add_purchase_order(lines=[("Bolts", 2, 5.0)], attachments=1)
     connector = odoo.connector()
     record = await connector.fetch_record(ref(order))
@@ -469,7 +469,17 @@ async def test_an_untouched_order_is_confirmed_unchanged_by_one_read_of_the_orde
     assert await connector.unchanged(record) is True
 
     made = {call: n - before.get(call, 0) for call, n in odoo.fake.calls.items() if n != before.get(call, 0)}
-    assert made == {"purchase.order.read": 1}
+    assert made == {"purchase.order.read": 1, "purchase.order.line.read": 1}
+
+
+async def test_a_line_description_edited_on_the_line_alone_is_a_change(odoo):
+    order = odoo.fake.add_purchase_order(lines=[("Bolts", 2, 5.0)])
+    connector = odoo.connector()
+    record = await connector.fetch_record(ref(order))
+    [line] = [id_ for id_, row in odoo.fake.db.records["purchase.order.line"].items() if row["order_id"] == order]
+    odoo.fake.set_field("purchase.order.line", line, name="Bolts, stainless (refurbished)")
+    assert odoo.fake.db.records["purchase.order"][order]["write_date"] == record.etag  # the order itself was not saved
+    assert await connector.unchanged(record) is False
 
 
 @pytest.mark.parametrize("change", [{"amount_total": 4100.0}, {"state": "cancel"}, {"name": "P00099"}])
