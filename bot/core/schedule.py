@@ -65,10 +65,26 @@ class Scheduler:
         return 0  # planning alone sends nothing, so it must not make the worker spin
 
     def _fire(self, now: datetime) -> int:
-        fired = 0
-        for row in self.due.due(now, self.batch):
+        due = self.due.due(now, self.batch)
+        if not due:
+            return 0
+        # One transaction for the batch: each commit is a synced round trip on PostgreSQL that holds the event loop, and
+        # a tick spent most of its time committing due stages one by one (handoff bench's stall scan).
+        try:
             with self.core.store.transaction() as conn:
-                fired += self._step(Effects(conn, now), row, now)
+                return sum(self._step(Effects(conn, now), row, now) for row in due)
+        except Exception:
+            log.warning("schedule.batch_failed", extra={"due": len(due)}, exc_info=True)
+        # One stage that fails must not hold back the others: each in a transaction of its own, then the failure surfaces.
+        fired, failure = 0, None
+        for row in due:
+            try:
+                with self.core.store.transaction() as conn:
+                    fired += self._step(Effects(conn, now), row, now)
+            except Exception as error:
+                failure = failure or error
+        if failure is not None:
+            raise failure
         return fired
 
     def _step(self, effects: Effects, row: DueStage, now: datetime) -> int:

@@ -10,6 +10,7 @@ import pytest
 from handoff.bot.app import CORE
 from handoff.bot.core.events import Event
 from handoff.bot.core.ports import SystemClock
+from handoff.bot.core.schedule import Scheduler
 from handoff.bot.fakes.slack import SlackSigner
 from handoff.bot.fakes.stack import SAMPLE_ROUTING, SIGNING_SECRET, local_stack
 from handoff.bot.fakes.waiting import wait_until
@@ -331,3 +332,28 @@ async def test_the_stall_alert_keeps_its_command_a_real_code_span_while_the_vend
         card = await stack.card(PROCUREMENT, "P00045")
         [reminder] = replies(stack, PROCUREMENT, card.ts, "Reminder: P00045")
         assert "(\u02cbAcme\u02cb &lt;!channel&gt; \u2217Supplies\u2217, " in reminder, "no code span from the ERP's backticks"
+
+
+async def test_a_stage_whose_step_fails_does_not_hold_back_the_other_reminders_of_its_tick(tmp_path, clock, monkeypatch):
+    async with local_stack(tmp_path / "handoff.db", clock=clock) as stack:
+        for reference in ("P00045", "P00043"):
+            await stack.send_order(reference)
+        await move_to(stack, clock, MONDAY_9AM, pace_s=3)  # one card a second in #procurement
+        for reference in ("P00045", "P00043"):
+            await stack.card(PROCUREMENT, reference)
+        failing = stack.store.find_requests("P00043")[0].id
+        step = Scheduler._step
+
+        def step_or_fail(self, effects, row, now):
+            if row.request_id == failing:
+                raise RuntimeError("a bug in this stage's step")
+            return step(self, effects, row, now)
+
+        monkeypatch.setattr(Scheduler, "_step", step_or_fail)
+        clock.at = datetime(2026, 11, 23, 13, 0, tzinfo=timezone.utc)  # half of both SLAs
+
+        with pytest.raises(RuntimeError, match="a bug in this stage's step"):
+            await Scheduler(stack.app[CORE], {}).tick()
+
+        reminders = [i for i in outbox.items(stack.store.conn, "pending") if "Reminder" in i.payload.get("text", "")]
+        assert [i.request_id for i in reminders] == [stack.store.find_requests("P00045")[0].id]
