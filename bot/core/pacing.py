@@ -53,7 +53,7 @@ class Pacer:
 
     limits: Mapping[str, tuple[Limit, ...]] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     _lanes: dict[str, _Lane] = field(default_factory=dict)
-    _held: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    _held: dict[str, tuple[str, datetime, int]] = field(default_factory=dict)
 
     def reserve(self, destination: str, now: datetime, key: str, cost: int = 1) -> datetime:
         """When the send `key` to `destination`, `cost` calls at once, may go: now, or a later slot held for it until then."""
@@ -77,18 +77,22 @@ class Pacer:
         for sends in lane.sends:
             sends.extend([at] * cost)
         if at > now:
-            self._held[key] = (destination, at)
+            self._held[key] = (destination, at, cost)
         return at
 
     def pause(self, destination: str, until: datetime) -> None:
         """The platform answered 429: nothing more goes to this destination, and only this one, before `until`."""
         lane = self._lane(destination)
         lane.paused_until = max(until, lane.paused_until or until)
-        # Our count was wrong (another client, or a limit we don't know): start afresh after the pause,
-        # and let every item holding a slot here ask again.
-        for sends in lane.sends:
-            sends.clear()
-        self._held = {k: v for k, v in self._held.items() if v[0] != destination}
+        # The sends that went still count in the platform's windows: forgetting them would let the next ones meet the
+        # same full window, a 429 a second where no Retry-After comes (Teams). Only the slots held for later are
+        # handed back, so every item holding one asks again, after the pause.
+        for key, (held_at, at, cost) in list(self._held.items()):
+            if held_at == destination:
+                del self._held[key]
+                for sends in lane.sends:
+                    for _ in range(min(cost, sends.count(at))):  # a slot older than its window has left already
+                        sends.remove(at)
 
     def _limits(self, destination: str) -> tuple[Limit, ...]:
         return self.limits.get(destination.split(":", 1)[0], ())

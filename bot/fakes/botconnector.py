@@ -88,6 +88,7 @@ class FakeBotConnector:
         self._conversations: set[str] = set()
         self._calls: dict[str, deque[float]] = defaultdict(deque)
         self.rate_limited_count = 0  # 429s answered
+        self._refuse_next = 0
         self._ids = itertools.count(1718364000001)
 
     # ---- what tests arrange and inspect
@@ -106,6 +107,10 @@ class FakeBotConnector:
     def add_conversation(self, conversation_id: str) -> None:
         """A channel or chat where the app is installed: the bot may post there."""
         self._conversations.add(conversation_id)
+
+    def throttle_next(self, count: int = 1) -> None:
+        """Answer the next `count` operations with a 429, as a limit this fake doesn't model (another bot's traffic) would."""
+        self._refuse_next += count
 
     def activity(self, conversation_id: str, activity_id: str) -> dict:
         return next(a for a in self.activities[conversation_id] if a["id"] == activity_id)
@@ -200,16 +205,22 @@ class FakeBotConnector:
     def _throttled(self, key: str) -> web.Response | None:
         """A 429 when one more operation on `key` would break any per-thread window; a refused call is not counted."""
         now, calls = self._now(), self._calls[key]
+        if self._refuse_next:
+            self._refuse_next -= 1
+            return self._too_many()
         while calls and calls[0] <= now - THREAD_LIMITS[-1][0]:
             calls.popleft()
         for window, limit in THREAD_LIMITS:
             if sum(1 for t in calls if t > now - window) >= limit:
-                self.rate_limited_count += 1
-                # rate-limit.md documents the status only: no Retry-After, so clients back off on their own.
-                # [UNVERIFIED] the body's code and message.
-                return _error(429, "Throttled", "Too many requests.")
+                return self._too_many()
         calls.append(now)
         return None
+
+    def _too_many(self) -> web.Response:
+        self.rate_limited_count += 1
+        # rate-limit.md documents the status only: no Retry-After, so clients back off on their own.
+        # [UNVERIFIED] the body's code and message.
+        return _error(429, "Throttled", "Too many requests.")
 
     async def _body(self, request: web.Request) -> dict | web.Response:
         if not self._authorized(request):
