@@ -6,7 +6,7 @@ import asyncio
 import hmac
 import logging
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -75,8 +75,8 @@ class Worker:
 
     async def run_once(self) -> int:
         # Replicas sharing one PostgreSQL all drain the inbox and outbox; only the leader polls ERPs and scans for stalls.
-        polled = await self.reconciler.maybe_tick() if self.reconciler and self.reconciler.core.store.try_lead("reconciler") else 0
-        scheduled = await self.scheduler.tick() if self.scheduler and self.scheduler.core.store.try_lead("scheduler") else 0
+        polled = await _isolated("reconcile", self.reconciler.maybe_tick) if self.reconciler and self.reconciler.core.store.try_lead("reconciler") else 0
+        scheduled = await _isolated("schedule", self.scheduler.tick) if self.scheduler and self.scheduler.core.store.try_lead("scheduler") else 0
         return polled + await self.ingestor.drain() + scheduled + await self.dispatcher.drain()
 
     async def _run(self) -> None:
@@ -101,6 +101,16 @@ class Worker:
     def is_settled(self) -> bool:
         """Nothing due, nobody has asked for another round, no click still being handled: what tests and the demo wait for."""
         return self.quiet.is_set() and not self.wakeup.is_set() and not self.ingestor.core.followups.busy()
+
+
+async def _isolated(what: str, tick: Callable[[], Awaitable[int]]) -> int:
+    """A reconcile or scheduler tick that fails is logged and tried again next round: before the inbox and outbox in
+    every round, a failure there that repeats would otherwise stop every card and write-back."""
+    try:
+        return await tick()
+    except Exception:
+        log.exception("worker.error", extra={"what": what})  # the same line as any round that fails, for alerts and tests
+        return 0
 
 
 SETTINGS = web.AppKey("settings", Settings)

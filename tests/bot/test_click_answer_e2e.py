@@ -1,4 +1,4 @@
-"""A click is answered at once; the decision follows, and the stack counts as settled only once it is done."""
+"""The worker keeps answering: a click at once with its decision to follow, and cards while the scheduler fails."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from handoff.bot.app import CORE, WORKER
+from handoff.bot.core.schedule import Scheduler
 from handoff.bot.fakes.stack import local_stack
 from handoff.bot.fakes.waiting import wait_until
 
@@ -44,3 +45,15 @@ async def test_a_click_is_answered_while_odoo_is_still_checking_the_order(stack,
     answer_check.set()
     await stack.settled()
     await wait_until(lambda: order_state(stack, "P00043") == "purchase", what="the approval in Odoo")
+
+
+async def test_cards_still_go_out_while_every_scheduler_tick_fails(stack, monkeypatch):
+    async def broken_tick(self):
+        raise RuntimeError("a bug in the scheduler")
+
+    monkeypatch.setattr(Scheduler, "tick", broken_tick)
+
+    await stack.send_order("P00043")
+
+    card = await stack.card(PROCUREMENT, "P00043")
+    assert "P00043" in card.text
