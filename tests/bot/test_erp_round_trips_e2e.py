@@ -33,6 +33,7 @@ async def test_an_approval_checks_the_order_once_then_writes_back_with_one_re_re
                      what="the approval noted in Odoo's chatter")
     await stack.settled()
 
-    # The check before the decision counts is one read of three fields; the write-back approves, re-reads where the
-    # order stands to confirm it took, and notes it in the chatter.
-    assert calls_since(stack, before) == {"purchase.order.read": 2, "purchase.order.button_approve": 1, "purchase.order.message_post": 1}
+    # The check before the decision counts reads the order's standing and its lines; the write-back approves, re-reads
+    # where the order stands to confirm it took, and notes it in the chatter.
+    assert calls_since(stack, before) == {"purchase.order.read": 2, "purchase.order.line.read": 1,
+                                          "purchase.order.button_approve": 1, "purchase.order.message_post": 1}
