@@ -7,7 +7,7 @@ import hashlib
 import io
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -49,6 +49,11 @@ def canonical(body: dict) -> str:
 
 def append(conn: sqlite3.Connection, at: datetime, request_id: str | None, event: str, actor: str, body: dict) -> LogEntry:
     """Append one entry. Call inside the transaction that makes the fact true, so both land or neither."""
+    return append_many(conn, at, [(request_id, event, actor, body)])[0]
+
+
+def append_many(conn: sqlite3.Connection, at: datetime, facts: Sequence[tuple[str | None, str, str, dict]]) -> list[LogEntry]:
+    """Append (request id, event, actor, body) entries in order, chained, with one head read and one executemany."""
     # SQLite's BEGIN IMMEDIATE already lets one writer in at a time; on PostgreSQL, replicas appending at once would
     # read the same head and fork the chain, so they queue on a lock held until their transaction ends.
     if lock := getattr(conn, "xact_lock", None):
@@ -56,13 +61,16 @@ def append(conn: sqlite3.Connection, at: datetime, request_id: str | None, event
     last = conn.execute("SELECT seq, hash FROM decision_log ORDER BY seq DESC LIMIT 1").fetchone()
     seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
     at_text = at.isoformat(timespec="microseconds")
-    body_json = canonical(body)
-    digest = entry_hash(prev_hash, seq, at_text, request_id, event, actor, body_json)
-    conn.execute(
-        "INSERT INTO decision_log (seq, at, request_id, event, actor, body, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)",
-        (seq, at_text, request_id, event, actor, body_json, prev_hash, digest),
+    rows: list[tuple] = []
+    for request_id, event, actor, body in facts:
+        body_json = canonical(body)
+        digest = entry_hash(prev_hash, seq, at_text, request_id, event, actor, body_json)
+        rows.append((seq, at_text, request_id, event, actor, body_json, prev_hash, digest))
+        seq, prev_hash = seq + 1, digest
+    conn.executemany(
+        "INSERT INTO decision_log (seq, at, request_id, event, actor, body, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)", rows
     )
-    return LogEntry(seq, at_text, request_id, event, actor, json.loads(body_json), prev_hash, digest)
+    return [_row_to_entry(row) for row in rows]
 
 
 def _row_to_entry(row: tuple) -> LogEntry:

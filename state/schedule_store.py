@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from handoff.state.stamps import stamp
 
-from .store import Store
+from .store import Store, in_chunks
 
 # A stage that no longer needs the scheduler keeps a due time nobody reaches, so it never shows up as due or unplanned.
 NEVER = "9999-12-31T00:00:00.000000+00:00"
+# Reminder rows per INSERT: five parameters each, far under both databases' limits.
+CLAIM_ROWS = 100
 
 
 
@@ -20,6 +23,23 @@ class DueStage:
     stage: int
     step: int
     started_at: datetime
+
+
+@dataclass(frozen=True)
+class StageMarks:
+    """What a stall alert says about one stage besides the request: since when, how far escalated, where its card is."""
+
+    started_at: datetime | None
+    escalation_level: int
+    posted: frozenset[tuple[str, str]]  # (platform, address) of each card posted for the stage
+
+
+@dataclass(frozen=True)
+class Reminder:
+    request_id: str
+    stage: int
+    step: int
+    recipient: str
 
 
 @dataclass(frozen=True)
@@ -68,6 +88,13 @@ class ScheduleStore:
             (stamp(due_at) if due_at else NEVER, step, request_id, stage),
         )
 
+    def set_due_many(self, plans: Iterable[tuple[str, int, datetime | None, int]]) -> None:
+        """set_due for each (request id, stage, due at, step) in one executemany (pipelined on PostgreSQL)."""
+        self.conn.executemany(
+            "UPDATE stages SET due_at = ?, due_step = ? WHERE request_id = ? AND stage = ?",
+            [(stamp(due_at) if due_at else NEVER, step, request_id, stage) for request_id, stage, due_at, step in plans],
+        )
+
     def next_due(self) -> datetime | None:
         """The earliest scheduled step of any pending stage."""
         row = self.conn.execute(
@@ -75,13 +102,20 @@ class ScheduleStore:
         ).fetchone()
         return datetime.fromisoformat(row[0]) if row[0] else None
 
-    def remind_once(self, request_id: str, stage: int, step: int, recipient: str, now: datetime) -> bool:
-        """True the first time a recipient is reminded at this step."""
-        cursor = self.conn.execute(
-            "INSERT OR IGNORE INTO reminders (request_id, stage, step, recipient, sent_at) VALUES (?,?,?,?,?)",
-            (request_id, stage, step, recipient, stamp(now)),
-        )
-        return cursor.rowcount == 1
+    def remind_each_once(self, reminders: Collection[Reminder], now: datetime) -> set[Reminder]:
+        """The reminders sent for the first time, each claimed once across ticks and replicas; one statement per CLAIM_ROWS."""
+        wanted, claimed = list(dict.fromkeys(reminders)), set()
+        for start in range(0, len(wanted), CLAIM_ROWS):
+            chunk = wanted[start:start + CLAIM_ROWS]
+            # RETURNING names only the rows this statement inserted: a reminder claimed before (by an earlier tick or a
+            # replica) conflicts on the table's key and is left out.
+            rows = self.conn.execute(
+                "INSERT INTO reminders (request_id, stage, step, recipient, sent_at) VALUES "
+                + ",".join(["(?,?,?,?,?)"] * len(chunk)) + " ON CONFLICT DO NOTHING RETURNING request_id, stage, step, recipient",
+                [value for r in chunk for value in (r.request_id, r.stage, r.step, r.recipient, stamp(now))],
+            ).fetchall()
+            claimed.update(Reminder(*row) for row in rows)
+        return claimed
 
     def mark_escalated(self, request_id: str, stage: int, level: int, now: datetime) -> bool:
         """True for the one caller that takes the stage from level - 1 to `level`: each step happens once, across replicas."""
@@ -98,6 +132,32 @@ class ScheduleStore:
         ).fetchone()
         return row[0] if row else 0
 
+    def stage_marks(self, request_ids: Collection[str]) -> dict[tuple[str, int], StageMarks]:
+        """StageMarks of every stage of the requests, keyed (request id, stage): two statements per chunk of ids."""
+        posted: dict[tuple[str, int], set[tuple[str, str]]] = {}
+        found: dict[tuple[str, int], StageMarks] = {}
+        for chunk, marks in in_chunks(request_ids):
+            for request_id, stage, platform, address in self.conn.execute(
+                f"SELECT request_id, stage, platform, address FROM cards WHERE request_id IN ({marks})", chunk
+            ).fetchall():
+                posted.setdefault((request_id, stage), set()).add((platform, address))
+            for request_id, stage, started_at, level in self.conn.execute(
+                f"SELECT request_id, stage, started_at, escalation_level FROM stages WHERE request_id IN ({marks})", chunk
+            ).fetchall():
+                found[request_id, stage] = StageMarks(datetime.fromisoformat(started_at) if started_at else None, level,
+                                                      frozenset(posted.get((request_id, stage), ())))
+        return found
+
+    def voters(self, request_ids: Collection[str]) -> dict[tuple[str, int], set[str]]:
+        """Who has voted, per (request id, stage), for many requests in one statement per chunk."""
+        found: dict[tuple[str, int], set[str]] = {}
+        for chunk, marks in in_chunks(request_ids):
+            for request_id, stage, person in self.conn.execute(
+                f"SELECT request_id, stage, person FROM votes WHERE request_id IN ({marks})", chunk
+            ).fetchall():
+                found.setdefault((request_id, stage), set()).add(person)
+        return found
+
     # ---- alerts: one per stall, updated in place
 
     _ALERT = "id, subject, request_id, text, opened_at, platform, conversation, message_id"
@@ -106,9 +166,13 @@ class ScheduleStore:
     def _alert(row: tuple) -> Alert:
         return Alert(row[0], row[1], row[2], row[3], datetime.fromisoformat(row[4]), row[5], row[6], row[7])
 
-    def alert(self, subject: str) -> Alert | None:
-        row = self.conn.execute(f"SELECT {self._ALERT} FROM alerts WHERE subject = ?", (subject,)).fetchone()
-        return self._alert(row) if row else None
+    def alerts(self, subjects: Collection[str]) -> dict[str, Alert]:
+        """The alert of each subject that ever had one, resolved ones included; one statement per chunk."""
+        found: dict[str, Alert] = {}
+        for chunk, marks in in_chunks(subjects):
+            rows = self.conn.execute(f"SELECT {self._ALERT} FROM alerts WHERE subject IN ({marks})", chunk).fetchall()
+            found.update((alert.subject, alert) for alert in map(self._alert, rows))
+        return found
 
     def raise_alert(self, subject: str, request_id: str | None, text: str, now: datetime) -> bool:
         """Open (or reopen) the alert for `subject`, or change its text; True when the chat copy must change."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +32,18 @@ from .migrations import migrate
 
 # Long enough for enrichment's retries against a slow ERP; only PostgreSQL replicas lease inbox events.
 INBOX_LEASE = timedelta(minutes=2)
+
+
+# Ids per `IN (...)` list: well under SQLite's (32,766) and PostgreSQL's (65,535) limits on parameters.
+CHUNK = 500
+
+
+def in_chunks(values: Collection) -> Iterator[tuple[tuple, str]]:
+    """(values, "?,?,…") per chunk of at most CHUNK distinct values, for `WHERE x IN (...)` reads."""
+    distinct = tuple(dict.fromkeys(values))
+    for start in range(0, len(distinct), CHUNK):
+        chunk = distinct[start:start + CHUNK]
+        yield chunk, ",".join("?" * len(chunk))
 
 
 @dataclass(frozen=True)
@@ -247,6 +259,14 @@ class Store:
         row = self.conn.execute(f"SELECT {self._REQUEST_COLUMNS} FROM requests WHERE id = ?", (request_id,)).fetchone()
         return self._request(row)
 
+    def get_requests(self, request_ids: Collection[str]) -> dict[str, RequestState]:
+        """Many requests by id, one statement per chunk: a scheduler tick reads hundreds, each a round trip on PostgreSQL."""
+        found: dict[str, RequestState] = {}
+        for chunk, marks in in_chunks(request_ids):
+            rows = self.conn.execute(f"SELECT {self._REQUEST_COLUMNS} FROM requests WHERE id IN ({marks})", chunk).fetchall()
+            found.update((request.id, request) for request in map(self._request, rows) if request is not None)
+        return found
+
     def open_request_for(self, ref: RecordRef) -> RequestState | None:
         row = self.conn.execute(
             f"SELECT {self._REQUEST_COLUMNS} FROM requests WHERE ref_key = ? AND status = 'open'", (ref.key,)
@@ -418,6 +438,13 @@ class Store:
     def log(self, request_id: str | None, event: str, actor: str, body: dict) -> decision_log.LogEntry:
         with self.transaction() as conn:
             return decision_log.append(conn, self.clock.now(), request_id, event, actor, body)
+
+    def log_many(self, facts: Sequence[tuple[str | None, str, str, dict]]) -> list[decision_log.LogEntry]:
+        """log() for (request id, event, actor, body) entries in order: one head read and one insert for them all."""
+        if not facts:
+            return []
+        with self.transaction() as conn:
+            return decision_log.append_many(conn, self.clock.now(), facts)
 
     def narrative(self, request_id: str) -> list[decision_log.LogEntry]:
         return list(decision_log.entries(self.conn, request_id))

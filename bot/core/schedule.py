@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 
-from handoff.state.schedule_store import DueStage, ScheduleStore
+from handoff.state.schedule_store import DueStage, Reminder, ScheduleStore, StageMarks
 
 from .context import Core
 from .effects import Effects
@@ -16,7 +17,7 @@ from .events import Event
 from .models import Delivery, RequestState, RequestStatus, StagePlan, Target
 from .route import members, targets_for_stage
 from .ports import ChatChannel
-from .stalls import Stalls, calendar_of
+from .stalls import UNMARKED, Stalls, calendar_of, stage_subject
 from .view import inert, role_label
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class Scheduler:
         # a tick spent most of its time committing due stages one by one (handoff bench's stall scan).
         try:
             with self.core.store.transaction() as conn:
-                return sum(self._step(Effects(conn, now), row, now) for row in due)
+                return self._fire_batch(Effects(conn, now), due, now)
         except Exception:
             log.warning("schedule.batch_failed", extra={"due": len(due)}, exc_info=True)
         # One stage that fails must not hold back the others: each in a transaction of its own, then the failure surfaces.
@@ -80,66 +81,91 @@ class Scheduler:
         for row in due:
             try:
                 with self.core.store.transaction() as conn:
-                    fired += self._step(Effects(conn, now), row, now)
+                    fired += self._fire_batch(Effects(conn, now), [row], now)
             except Exception as error:
                 failure = failure or error
         if failure is not None:
             raise failure
         return fired
 
-    def _step(self, effects: Effects, row: DueStage, now: datetime) -> int:
-        store = self.core.store
-        request = store.get_request(row.request_id)
-        if request is None or request.status is not RequestStatus.OPEN or request.stage != row.stage:
-            self.due.set_due(row.request_id, row.stage, None, row.step)  # it moved without the stage row knowing
-            return 0
-        stage = request.plan.stages[row.stage]
-        while self.due_at(request, stage, row.started_at, row.step + 1) <= now:
-            row = replace(row, step=row.step + 1)  # after downtime only the latest point is worth a reminder, not a burst
-        fraction = self.fraction(row.step)
-        done = 0
-        if fraction >= 1.0:
-            done += self.stalls.stalled(effects, request, now)
-            done += self._escalate(effects, request, stage, math.floor(fraction), now)
-        sent, later = self._remind(effects, request, stage, row, now)
-        if later is not None:
-            self.due.set_due(request.id, stage.index, later, row.step)  # someone's night: same step, their morning
-        else:
-            self.due.set_due(request.id, stage.index, self.due_at(request, stage, row.started_at, row.step + 1), row.step + 1)
-        log.info("schedule.step", extra={"request_id": request.id, "stage": stage.index, "step": row.step,
-                                         "fraction": fraction, "reminded": sent})
-        return done + sent
+    def _fire_batch(self, effects: Effects, rows: list[DueStage], now: datetime) -> int:
+        """Take each due stage one step; reads and writes go a batch at a time, each a round trip on PostgreSQL.
 
-    def _recipients(self, request: RequestState, stage: StagePlan) -> list[tuple[str, str | None, Target | None]]:
+        All of it is one transaction, so a crash mid-batch leaves every stage's due time, reminder claim and escalation
+        level as they were, and the next tick takes the same steps, once.
+        """
+        requests = self.core.store.get_requests([row.request_id for row in rows])
+        schedule: list[tuple[str, int, datetime | None, int]] = []
+        steps: list[tuple[RequestState, StagePlan, DueStage]] = []
+        for row in rows:
+            request = requests.get(row.request_id)
+            if request is None or request.status is not RequestStatus.OPEN or request.stage != row.stage:
+                schedule.append((row.request_id, row.stage, None, row.step))  # it moved without the stage row knowing
+                continue
+            stage = request.plan.stages[row.stage]
+            while self.due_at(request, stage, row.started_at, row.step + 1) <= now:
+                row = replace(row, step=row.step + 1)  # after downtime only the latest point is worth a reminder, not a burst
+            steps.append((request, stage, row))
+        late = [request.id for request, _, row in steps if self.fraction(row.step) >= 1.0]
+        marks = self.due.stage_marks(late)
+        alerted = set(self.due.alerts([stage_subject(request_id, requests[request_id].stage) for request_id in late]))
+        voters = self.due.voters([request.id for request, stage, _ in steps if stage.delivery is not Delivery.CHANNEL])
+        journal: list[tuple[str | None, str, str, dict]] = []
+        done, sends = 0, []
+        for request, stage, row in steps:
+            if self.fraction(row.step) >= 1.0:
+                mark = marks.get((request.id, stage.index), UNMARKED)
+                done += self.stalls.stalled(effects, request, now, stage_subject(request.id, stage.index) in alerted, mark, journal)
+                done += self._escalate(effects, request, stage, math.floor(self.fraction(row.step)), mark, journal, now)
+            wanted, later = self._remind(request, stage, row, voters.get((request.id, stage.index), set()), now)
+            sends += wanted
+            if later is not None:
+                schedule.append((request.id, stage.index, later, row.step))  # someone's night: same step, their morning
+            else:
+                schedule.append((request.id, stage.index, self.due_at(request, stage, row.started_at, row.step + 1), row.step + 1))
+        claimed, sent = self.due.remind_each_once([reminder for reminder, _, _ in sends], now), set()
+        for reminder, target, text in sends:
+            if reminder not in claimed or reminder in sent:
+                continue
+            sent.add(reminder)
+            if target is None:
+                effects.thread(reminder.request_id, text)
+            else:
+                effects.notify(target, text, reminder.request_id,
+                               key=f"remind:{reminder.request_id}:{reminder.stage}:{reminder.step}:{reminder.recipient}")
+        self.due.set_due_many(schedule)
+        self.core.store.log_many(journal)
+        reminded = Counter((reminder.request_id, reminder.stage) for reminder in sent)
+        for request, stage, row in steps:
+            log.info("schedule.step", extra={"request_id": request.id, "stage": stage.index, "step": row.step,
+                                             "fraction": self.fraction(row.step), "reminded": reminded[request.id, stage.index]})
+        return done + len(sent)
+
+    def _recipients(self, request: RequestState, stage: StagePlan, voted: set[str]) -> list[tuple[str, str | None, Target | None]]:
         """(who, time zone, DM target) per reminder: each undecided approver's DM, or the channel card's thread."""
         if stage.delivery is Delivery.CHANNEL:
             return [(f"#{stage.channel}", None, None)]
-        voted = {v.person for v in self.core.store.votes(request.id, stage.index)}
         return [
             (target.person or target.address, getattr(self.core.routing.people.get(target.person or ""), "time_zone", None), target)
             for target in targets_for_stage(self.core.routing, request.plan, stage, {request.requester or ""} | voted)
         ]
 
-    def _remind(self, effects: Effects, request: RequestState, stage: StagePlan, row: DueStage, now: datetime) -> tuple[int, datetime | None]:
+    def _remind(self, request: RequestState, stage: StagePlan, row: DueStage, voted: set[str],
+                now: datetime) -> tuple[list[tuple[Reminder, Target | None, str]], datetime | None]:
+        """The reminders this step wants sent now (each still to be claimed once), and when to come back for the rest."""
         fraction = self.fraction(row.step)
         if fraction not in self.core.routing.defaults.reminders and row.step < len(self.fractions()):
-            return 0, None
-        calendar, sent, later = calendar_of(self.core, request), 0, None
+            return [], None
+        calendar, wanted, later = calendar_of(self.core, request), [], None
         text = self.reminder_text(request, stage, row.started_at, now)
-        for who, zone, target in self._recipients(request, stage):
+        for who, zone, target in self._recipients(request, stage, voted):
             local = calendar.in_zone(zone)
             if not local.is_working(now):
                 wake = local.next_working(now)
                 later = wake if later is None else min(later, wake)
                 continue
-            if not self.due.remind_once(request.id, stage.index, row.step, who, now):
-                continue
-            if target is None:
-                effects.thread(request.id, text)
-            else:
-                effects.notify(target, text, request.id, key=f"remind:{request.id}:{stage.index}:{row.step}:{who}")
-            sent += 1
-        return sent, later
+            wanted.append((Reminder(request.id, stage.index, row.step, who), target, text))
+        return wanted, later
 
     def reminder_text(self, request: RequestState, stage: StagePlan, started_at: datetime, now: datetime) -> str:
         record = request.packet.record
@@ -150,10 +176,11 @@ class Scheduler:
             "Approve or reject it on its card, or ask for info there."
         )
 
-    def _escalate(self, effects: Effects, request: RequestState, stage: StagePlan, level: int, now: datetime) -> int:
+    def _escalate(self, effects: Effects, request: RequestState, stage: StagePlan, level: int, marks: StageMarks,
+                  journal: list[tuple[str | None, str, str, dict]], now: datetime) -> int:
         """Take the stage up its chain to `level` (at most the chain's end), each step recorded once, in order."""
         steps = 0
-        for step in range(self.due.escalation_level(request.id, stage.index) + 1, min(level, len(stage.escalate_to)) + 1):
+        for step in range(marks.escalation_level + 1, min(level, len(stage.escalate_to)) + 1):
             if not self.due.mark_escalated(request.id, stage.index, step, now):
                 break  # another replica took this step first, and tells everyone itself
             role, previous = stage.escalate_to[step - 1], (stage.role, *stage.escalate_to)[step - 1]
@@ -161,10 +188,10 @@ class Scheduler:
             escalated = stage.model_copy(update={"role": role, "delivery": Delivery.DM})
             for target in targets_for_stage(self.core.routing, request.plan, escalated, {request.requester or ""}):
                 effects.post_card(request.id, stage.index, target)
-            self.core.store.log(request.id, Event.STAGE_ESCALATED, "handoff", {
+            journal.append((request.id, Event.STAGE_ESCALATED, "handoff", {
                 "stage": stage.index, "level": step, "from": previous, "to": role, "sla_hours": stage.sla_hours,
                 "people": [p.key for p in members(self.core.routing, role) if p.key != request.requester],
-            })
+            }))
             log.info("schedule.escalated", extra={"request_id": request.id, "stage": stage.index, "level": step, "to": role})
             steps += 1
         if steps:

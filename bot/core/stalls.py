@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from handoff.state import outbox
-from handoff.state.schedule_store import Alert, ScheduleStore
+from handoff.state.schedule_store import Alert, ScheduleStore, StageMarks
 
 from .calendar import BusinessCalendar
 from .context import Core
@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 # A write-back still failing after this many tries is worth a human's look, though Handoff keeps retrying.
 STUCK_WRITE_ATTEMPTS = 3
 ALERT_RETRY = timedelta(minutes=1)
+# A stage with no row, as for a request stored without its stages: no start, no escalation, no card.
+UNMARKED = StageMarks(None, 0, frozenset())
 
 
 
@@ -51,28 +53,27 @@ class Stalls:
 
     # ---- stalled stages
 
-    def stalled(self, effects: Effects, request: RequestState, now: datetime) -> bool:
-        """Record the stall of the request's current stage once: the event, the what-changed reply, the alert."""
-        subject = stage_subject(request.id, request.stage)
-        if self.due.alert(subject) is not None:
+    def stalled(self, effects: Effects, request: RequestState, now: datetime, alerted: bool, marks: StageMarks,
+                journal: list[tuple[str | None, str, str, dict]]) -> bool:
+        """Record the stall of the request's current stage once: the event (into `journal`), the what-changed reply, the alert.
+
+        `alerted` says whether the stage ever had an alert; the caller reads that, and `marks`, for a whole batch at once.
+        """
+        if alerted:
             return False
-        self.due.raise_alert(subject, request.id, self.stage_text(request, now), now)
-        self.core.store.log(request.id, Event.REQUEST_STALLED, "handoff", {
+        self.due.raise_alert(stage_subject(request.id, request.stage), request.id, self.stage_text(request, now, marks), now)
+        journal.append((request.id, Event.REQUEST_STALLED, "handoff", {
             "stage": request.stage, "role": request.plan.stages[request.stage].role,
             "sla_hours": request.plan.stages[request.stage].sla_hours,
-        })
+        }))
         effects.what_changed(request.id)
         log.info("schedule.stalled", extra={"request_id": request.id, "stage": request.stage})
         return True
 
-    def _started(self, request: RequestState, stage: int) -> datetime:
-        found = next((s.started_at for s in self.core.store.stages(request.id) if s.stage == stage), None)
-        return found or request.created_at
-
-    def stage_text(self, request: RequestState, now: datetime) -> str:
+    def stage_text(self, request: RequestState, now: datetime, marks: StageMarks) -> str:
         """What is stuck, where, for how long, who holds it, and the next action."""
         core, stage = self.core, request.plan.stages[request.stage]
-        record, started = request.packet.record, self._started(request, request.stage)
+        record, started = request.packet.record, marks.started_at or request.created_at
         reference = inert(record.reference)
         waited = calendar_of(core, request).hours_between(started, now)
         holders = [p.name for p in members(core.routing, stage.role) if p.key != request.requester]
@@ -84,11 +85,10 @@ class Stalls:
             f"Where: stage {request.stage + 1} of {len(request.plan.stages)}, {role_label(stage.role)} in {where}; "
             f"held by {', '.join(holders) or 'nobody'}.",
         ]
-        if escalated := escalation_note(stage.escalate_to, self.due.escalation_level(request.id, request.stage)):
+        if escalated := escalation_note(stage.escalate_to, marks.escalation_level):
             lines.append(escalated)
-        posted = {(c.target.platform, c.target.address) for c in core.store.cards(request.id) if c.stage == request.stage}
         own = targets_for_stage(core.routing, request.plan, stage, {request.requester or ""})
-        if not any((t.platform, t.address) in posted for t in own):
+        if not any((t.platform, t.address) in marks.posted for t in own):
             lines.append(
                 f"Next: no {role_label(stage.role)} has the card — routing failed or its post was set aside. Fix role "
                 f"'{stage.role}' in the routing config (`handoff routes check`), or retry the post (`handoff outbox list`)."
@@ -103,26 +103,37 @@ class Stalls:
         changed = 0
         with self.core.store.transaction():
             failures = {subject: (request_id, text) for subject, request_id, text in self._failures()}
-            for alert in self.due.open_alerts():
-                changed += self._refresh(alert, failures, now)
+            alerts = self.due.open_alerts()
+            texts = {subject: text for subject, (_, text) in failures.items()}
+            texts |= self._still_stuck([alert.subject for alert in alerts if alert.subject.startswith("stage:")], now)
+            for alert in alerts:
+                changed += self._refresh(alert, texts.get(alert.subject), now)
+            opened = {alert.subject for alert in alerts}  # those failures _refresh just brought up to date
             for subject, (request_id, text) in failures.items():
-                changed += self.due.raise_alert(subject, request_id, text, now)
+                if subject not in opened:
+                    changed += self.due.raise_alert(subject, request_id, text, now)
         return changed
 
-    def _refresh(self, alert: Alert, failures: dict[str, tuple[str | None, str]], now: datetime) -> int:
-        kind, _, key = alert.subject.partition(":")
-        text = self._stage_still_stuck(key, now) if kind == "stage" else failures.get(alert.subject, (None, None))[1]
+    def _refresh(self, alert: Alert, text: str | None, now: datetime) -> int:
         if text is None:
+            kind, _, key = alert.subject.partition(":")
             self.due.resolve_alert(alert.subject, f"Resolved after {_span(now - alert.opened_at)}: {self._moved(kind, key)}", now)
             return 1
+        if text == alert.text:
+            return 0  # as raise_alert would find: every open alert is scanned every round, so no statement for no change
         return self.due.raise_alert(alert.subject, alert.request_id, text, now)
 
-    def _stage_still_stuck(self, key: str, now: datetime) -> str | None:
-        """The stall alert's current text, or None once the request has moved."""
-        request_id, _, stage = key.rpartition(":")
-        request = self.core.store.get_request(request_id)
-        open_here = request is not None and request.status is RequestStatus.OPEN and request.stage == int(stage)
-        return self.stage_text(request, now) if open_here else None
+    def _still_stuck(self, subjects: list[str], now: datetime) -> dict[str, str | None]:
+        """Each stall alert's current text, or None once its request has moved; reads all of them in a few statements."""
+        keys = {subject: subject.partition(":")[2].rpartition(":") for subject in subjects}
+        ids = [request_id for request_id, _, _ in keys.values()]
+        requests, marks = self.core.store.get_requests(ids), self.due.stage_marks(ids)
+        texts: dict[str, str | None] = {}
+        for subject, (request_id, _, stage) in keys.items():
+            request = requests.get(request_id)
+            open_here = request is not None and request.status is RequestStatus.OPEN and request.stage == int(stage)
+            texts[subject] = self.stage_text(request, now, marks.get((request_id, int(stage)), UNMARKED)) if open_here else None
+        return texts
 
     def _moved(self, kind: str, key: str) -> str:
         if kind == "stage":

@@ -342,14 +342,14 @@ async def test_a_stage_whose_step_fails_does_not_hold_back_the_other_reminders_o
         for reference in ("P00045", "P00043"):
             await stack.card(PROCUREMENT, reference)
         failing = stack.store.find_requests("P00043")[0].id
-        step = Scheduler._step
+        fire = Scheduler._fire_batch
 
-        def step_or_fail(self, effects, row, now):
-            if row.request_id == failing:
+        def fire_or_fail(self, effects, rows, now):
+            if any(row.request_id == failing for row in rows):
                 raise RuntimeError("a bug in this stage's step")
-            return step(self, effects, row, now)
+            return fire(self, effects, rows, now)
 
-        monkeypatch.setattr(Scheduler, "_step", step_or_fail)
+        monkeypatch.setattr(Scheduler, "_fire_batch", fire_or_fail)
         clock.at = datetime(2026, 11, 23, 13, 0, tzinfo=timezone.utc)  # half of both SLAs
 
         with pytest.raises(RuntimeError, match="a bug in this stage's step"):
