@@ -32,6 +32,8 @@ SCOPE = "https://api.botframework.com/.default"
 MULTI_TENANT = "botframework.com"
 # Per bot per thread: (window in seconds, operations allowed) — rate-limit.md, "Send to conversation".
 THREAD_LIMITS = ((1, 7), (2, 8), (30, 60), (3600, 1800))
+# rate-limit.md: "The global limit per app per tenant is 30 Requests Per Second (RPS)"; this fake serves one tenant.
+APP_LIMITS = ((1, 30),)
 
 
 def _error(status: int, code: str, message: str, headers: dict | None = None) -> web.Response:
@@ -87,6 +89,7 @@ class FakeBotConnector:
         self._users: dict[str, str] = {}  # MRI -> AAD object id
         self._conversations: set[str] = set()
         self._calls: dict[str, deque[float]] = defaultdict(deque)
+        self._app_calls: deque[float] = deque()
         self.rate_limited_count = 0  # 429s answered
         self._refuse_next = 0
         self._ids = itertools.count(1718364000001)
@@ -203,17 +206,19 @@ class FakeBotConnector:
         return self.clock.now().timestamp()
 
     def _throttled(self, key: str) -> web.Response | None:
-        """A 429 when one more operation on `key` would break any per-thread window; a refused call is not counted."""
-        now, calls = self._now(), self._calls[key]
+        """A 429 when one more operation on `key` would break any per-thread window or the app's per-tenant one;
+        a refused call is not counted."""
+        now, counted = self._now(), ((self._calls[key], THREAD_LIMITS), (self._app_calls, APP_LIMITS))
         if self._refuse_next:
             self._refuse_next -= 1
             return self._too_many()
-        while calls and calls[0] <= now - THREAD_LIMITS[-1][0]:
-            calls.popleft()
-        for window, limit in THREAD_LIMITS:
-            if sum(1 for t in calls if t > now - window) >= limit:
+        for calls, limits in counted:
+            while calls and calls[0] <= now - limits[-1][0]:
+                calls.popleft()
+            if any(sum(1 for t in calls if t > now - window) >= limit for window, limit in limits):
                 return self._too_many()
-        calls.append(now)
+        for calls, _ in counted:
+            calls.append(now)
         return None
 
     def _too_many(self) -> web.Response:

@@ -33,3 +33,8 @@ async def deliver_all(dispatcher: Dispatcher, store: Store, clock, kinds: tuple[
             return
         clock.at = max(clock.at, due)
     raise AssertionError("the outbox never emptied")
+
+
+def most_in_any_window(times: list[float], window: float) -> int:
+    """The largest number of sends in any half-open window (t - window, t], as the platforms count."""
+    return max(sum(1 for u in times if t - window < u <= t) for t in times)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from pacing_harness import deliver_all, queue
+from pacing_harness import deliver_all, most_in_any_window, queue
 from slack_sdk.web.async_client import AsyncWebClient
 
 from handoff.bot.channels.slack import SlackChannel
@@ -95,11 +95,6 @@ async def test_a_429_pauses_only_its_destination_and_costs_no_attempt(slack_worl
 
 def slots(pacer: Pacer, destination: str, count: int, start: datetime) -> list[float]:
     return [(pacer.reserve(destination, start, f"item-{n}") - start).total_seconds() for n in range(count)]
-
-
-def most_in_any_window(times: list[float], window: float) -> int:
-    """The largest number of sends in any half-open window (t - window, t], as the platforms count."""
-    return max(sum(1 for u in times if t - window < u <= t) for t in times)
 
 
 def test_teams_sends_stay_within_every_per_thread_window(clock):

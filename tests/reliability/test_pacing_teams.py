@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 
 import pytest
-from pacing_harness import deliver_all, queue
+from pacing_harness import deliver_all, most_in_any_window, queue
 
 from handoff.bot.channels.teams import TeamsChannel
 from handoff.bot.core.act import Approvals
@@ -173,3 +173,24 @@ async def test_a_429_keeps_the_hour_s_count_so_the_hour_window_draws_no_429_stor
     # 1800th waits for the hour window with the rest; nothing goes earlier than the hour allows.
     assert times[1798] == pytest.approx(885, abs=1) and times[1799] == pytest.approx(3600, abs=1)
     assert times[-1] == pytest.approx(3694, abs=1)
+
+
+async def test_50_conversations_at_once_share_the_app_s_30_a_second_per_tenant_without_429s(teams_world, clock):
+    dispatcher, connector, store = teams_world
+    conversations = [f"19:team{n:02d}@thread.tacv2" for n in range(50)]
+    for conversation in conversations:
+        connector.add_conversation(conversation)
+        await store.save_conversation("teams", f"channel:{conversation}", {"serviceUrl": connector.service_url})
+        cards_for(dispatcher.core, conversation, 10)
+    start = clock.now()
+
+    await deliver_all(dispatcher, store, clock, kinds=("post_card",))
+
+    assert connector.rate_limited_count == 0
+    every = sorted(t for conversation in conversations for t in seconds_after(start, connector, conversation))
+    assert len(every) == 500 and most_in_any_window(every, 1.0) == 30
+    # The tenant-bound minimum: 30 in any second, so the 500th goes in the 17th second, at 16 s.
+    assert every[-1] == pytest.approx(16, abs=1)
+    for conversation in conversations:
+        times = seconds_after(start, connector, conversation)
+        assert len(times) == 10 and most_in_any_window(times, 1.0) <= 7 and most_in_any_window(times, 2.0) <= 8
