@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -36,13 +37,21 @@ def _item(row: tuple) -> OutboxItem:
 
 
 
+_ENQUEUE = "INSERT OR IGNORE INTO outbox (kind, request_id, payload, idempotency_key, next_at, created_at) VALUES (?,?,?,?,?,?)"
+
+
+def _queued(at: datetime, kind: str, payload: dict, key: str, request_id: str | None) -> tuple:
+    return kind, request_id, json.dumps(payload, sort_keys=True, default=str), key, stamp(at), stamp(at)
+
+
 def enqueue(conn: sqlite3.Connection, at: datetime, kind: str, payload: dict, key: str, request_id: str | None) -> bool:
     """Queue a side effect once per idempotency key; a second enqueue of the same key is a no-op."""
-    cursor = conn.execute(
-        "INSERT OR IGNORE INTO outbox (kind, request_id, payload, idempotency_key, next_at, created_at) VALUES (?,?,?,?,?,?)",
-        (kind, request_id, json.dumps(payload, sort_keys=True, default=str), key, stamp(at), stamp(at)),
-    )
-    return cursor.rowcount == 1
+    return conn.execute(_ENQUEUE, _queued(at, kind, payload, key, request_id)).rowcount == 1
+
+
+def enqueue_many(conn: sqlite3.Connection, at: datetime, effects: Sequence[tuple[str, dict, str, str | None]]) -> None:
+    """enqueue() for each (kind, payload, key, request id), in order, in one executemany (pipelined on PostgreSQL)."""
+    conn.executemany(_ENQUEUE, [_queued(at, *effect) for effect in effects])
 
 
 def claim_due(conn: sqlite3.Connection, now: datetime, limit: int, lease: timedelta) -> list[OutboxItem]:

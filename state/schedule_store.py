@@ -174,15 +174,19 @@ class ScheduleStore:
             found.update((alert.subject, alert) for alert in map(self._alert, rows))
         return found
 
+    _RAISE = (
+        "INSERT INTO alerts (subject, request_id, text, opened_at, next_try_at) VALUES (?,?,?,?,?)"
+        " ON CONFLICT (subject) DO UPDATE SET text = excluded.text, resolved_at = NULL, dirty = 1,"
+        " next_try_at = excluded.next_try_at WHERE alerts.text != excluded.text OR alerts.resolved_at IS NOT NULL"
+    )
+
     def raise_alert(self, subject: str, request_id: str | None, text: str, now: datetime) -> bool:
         """Open (or reopen) the alert for `subject`, or change its text; True when the chat copy must change."""
-        cursor = self.conn.execute(
-            "INSERT INTO alerts (subject, request_id, text, opened_at, next_try_at) VALUES (?,?,?,?,?)"
-            " ON CONFLICT (subject) DO UPDATE SET text = excluded.text, resolved_at = NULL, dirty = 1,"
-            " next_try_at = excluded.next_try_at WHERE alerts.text != excluded.text OR alerts.resolved_at IS NOT NULL",
-            (subject, request_id, text, stamp(now), stamp(now)),
-        )
-        return cursor.rowcount == 1
+        return self.conn.execute(self._RAISE, (subject, request_id, text, stamp(now), stamp(now))).rowcount == 1
+
+    def raise_alerts(self, alerts: Iterable[tuple[str, str | None, str]], now: datetime) -> None:
+        """raise_alert for each (subject, request id, text) in one executemany (pipelined on PostgreSQL)."""
+        self.conn.executemany(self._RAISE, [(subject, request_id, text, stamp(now), stamp(now)) for subject, request_id, text in alerts])
 
     def resolve_alert(self, subject: str, text: str, now: datetime) -> None:
         self.conn.execute(

@@ -51,3 +51,20 @@ class Effects:
     def erp_write(self, request_id: str, version: int, decision: Decision) -> None:
         # One write-back per packet version: a retry is a no-op; only a refreshed picture can be decided again.
         self._put(Effect.ERP_WRITE, decision.model_dump(mode="json"), f"erp:{request_id}:v{version}", request_id)
+
+
+class BatchEffects(Effects):
+    """Effects held until flush(), then queued in one statement: for a transaction that queues hundreds (a scheduler tick)."""
+
+    def __init__(self, conn, now: datetime) -> None:
+        super().__init__(conn, now)
+        self.held: list[tuple[str, dict, str, str | None]] = []
+
+    def _put(self, kind: Effect, payload: dict, key: str, request_id: str | None) -> None:
+        self.held.append((kind.value, payload, key, request_id))
+
+    def flush(self) -> None:
+        """Queue what is held, in the order it was asked for; call before the transaction commits."""
+        if self.held:
+            outbox.enqueue_many(self.conn, self.now, self.held)
+            self.held = []

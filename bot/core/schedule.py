@@ -12,12 +12,12 @@ from datetime import datetime
 from handoff.state.schedule_store import DueStage, Reminder, ScheduleStore, StageMarks
 
 from .context import Core
-from .effects import Effects
+from .effects import BatchEffects
 from .events import Event
 from .models import Delivery, RequestState, RequestStatus, StagePlan, Target
 from .route import members, targets_for_stage
 from .ports import ChatChannel
-from .stalls import UNMARKED, Stalls, calendar_of, stage_subject
+from .stalls import UNMARKED, Held, Stalls, calendar_of, stage_subject
 from .view import inert, role_label
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class Scheduler:
         # a tick spent most of its time committing due stages one by one (handoff bench's stall scan).
         try:
             with self.core.store.transaction() as conn:
-                return self._fire_batch(Effects(conn, now), due, now)
+                return self._fire_batch(Held(BatchEffects(conn, now)), due, now)
         except Exception:
             log.warning("schedule.batch_failed", extra={"due": len(due)}, exc_info=True)
         # One stage that fails must not hold back the others: each in a transaction of its own, then the failure surfaces.
@@ -81,14 +81,14 @@ class Scheduler:
         for row in due:
             try:
                 with self.core.store.transaction() as conn:
-                    fired += self._fire_batch(Effects(conn, now), [row], now)
+                    fired += self._fire_batch(Held(BatchEffects(conn, now)), [row], now)
             except Exception as error:
                 failure = failure or error
         if failure is not None:
             raise failure
         return fired
 
-    def _fire_batch(self, effects: Effects, rows: list[DueStage], now: datetime) -> int:
+    def _fire_batch(self, held: Held, rows: list[DueStage], now: datetime) -> int:
         """Take each due stage one step; reads and writes go a batch at a time, each a round trip on PostgreSQL.
 
         All of it is one transaction, so a crash mid-batch leaves every stage's due time, reminder claim and escalation
@@ -110,13 +110,12 @@ class Scheduler:
         marks = self.due.stage_marks(late)
         alerted = set(self.due.alerts([stage_subject(request_id, requests[request_id].stage) for request_id in late]))
         voters = self.due.voters([request.id for request, stage, _ in steps if stage.delivery is not Delivery.CHANNEL])
-        journal: list[tuple[str | None, str, str, dict]] = []
         done, sends = 0, []
         for request, stage, row in steps:
             if self.fraction(row.step) >= 1.0:
                 mark = marks.get((request.id, stage.index), UNMARKED)
-                done += self.stalls.stalled(effects, request, now, stage_subject(request.id, stage.index) in alerted, mark, journal)
-                done += self._escalate(effects, request, stage, math.floor(self.fraction(row.step)), mark, journal, now)
+                done += self.stalls.stalled(held, request, now, stage_subject(request.id, stage.index) in alerted, mark)
+                done += self._escalate(held, request, stage, math.floor(self.fraction(row.step)), mark, now)
             wanted, later = self._remind(request, stage, row, voters.get((request.id, stage.index), set()), now)
             sends += wanted
             if later is not None:
@@ -129,12 +128,12 @@ class Scheduler:
                 continue
             sent.add(reminder)
             if target is None:
-                effects.thread(reminder.request_id, text)
+                held.effects.thread(reminder.request_id, text)
             else:
-                effects.notify(target, text, reminder.request_id,
+                held.effects.notify(target, text, reminder.request_id,
                                key=f"remind:{reminder.request_id}:{reminder.stage}:{reminder.step}:{reminder.recipient}")
         self.due.set_due_many(schedule)
-        self.core.store.log_many(journal)
+        held.flush(self.due, now)
         reminded = Counter((reminder.request_id, reminder.stage) for reminder in sent)
         for request, stage, row in steps:
             log.info("schedule.step", extra={"request_id": request.id, "stage": stage.index, "step": row.step,
@@ -176,8 +175,7 @@ class Scheduler:
             "Approve or reject it on its card, or ask for info there."
         )
 
-    def _escalate(self, effects: Effects, request: RequestState, stage: StagePlan, level: int, marks: StageMarks,
-                  journal: list[tuple[str | None, str, str, dict]], now: datetime) -> int:
+    def _escalate(self, held: Held, request: RequestState, stage: StagePlan, level: int, marks: StageMarks, now: datetime) -> int:
         """Take the stage up its chain to `level` (at most the chain's end), each step recorded once, in order."""
         steps = 0
         for step in range(marks.escalation_level + 1, min(level, len(stage.escalate_to)) + 1):
@@ -187,13 +185,13 @@ class Scheduler:
             # The escalation role is told personally, whatever the stage's own delivery.
             escalated = stage.model_copy(update={"role": role, "delivery": Delivery.DM})
             for target in targets_for_stage(self.core.routing, request.plan, escalated, {request.requester or ""}):
-                effects.post_card(request.id, stage.index, target)
-            journal.append((request.id, Event.STAGE_ESCALATED, "handoff", {
+                held.effects.post_card(request.id, stage.index, target)
+            held.log.append((request.id, Event.STAGE_ESCALATED, "handoff", {
                 "stage": stage.index, "level": step, "from": previous, "to": role, "sla_hours": stage.sla_hours,
                 "people": [p.key for p in members(self.core.routing, role) if p.key != request.requester],
             }))
             log.info("schedule.escalated", extra={"request_id": request.id, "stage": stage.index, "level": step, "to": role})
             steps += 1
         if steps:
-            effects.update_cards(request.id)
+            held.effects.update_cards(request.id)
         return steps

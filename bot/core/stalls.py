@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from handoff.state import outbox
@@ -11,7 +12,7 @@ from handoff.state.schedule_store import Alert, ScheduleStore, StageMarks
 
 from .calendar import BusinessCalendar
 from .context import Core
-from .effects import Effects
+from .effects import BatchEffects, Effects
 from .errors import ChatError, ChatRateLimited
 from .events import Event
 from .models import Delivery, RequestState, RequestStatus, Target
@@ -34,6 +35,20 @@ def calendar_of(core: Core, request: RequestState) -> BusinessCalendar:
     return core.routing.calendar_for(request.packet.record.region)
 
 
+@dataclass
+class Held:
+    """Writes a batch of due stages gathers and makes at its end in a few statements, inside the same transaction."""
+
+    effects: BatchEffects
+    log: list[tuple[str | None, str, str, dict]] = field(default_factory=list)
+    alerts: list[tuple[str, str | None, str]] = field(default_factory=list)
+
+    def flush(self, due: ScheduleStore, now: datetime) -> None:
+        self.effects.flush()
+        due.raise_alerts(self.alerts, now)
+        due.store.log_many(self.log)
+
+
 def stage_subject(request_id: str, stage: int) -> str:
     return f"stage:{request_id}:{stage}"
 
@@ -53,20 +68,19 @@ class Stalls:
 
     # ---- stalled stages
 
-    def stalled(self, effects: Effects, request: RequestState, now: datetime, alerted: bool, marks: StageMarks,
-                journal: list[tuple[str | None, str, str, dict]]) -> bool:
-        """Record the stall of the request's current stage once: the event (into `journal`), the what-changed reply, the alert.
+    def stalled(self, held: Held, request: RequestState, now: datetime, alerted: bool, marks: StageMarks) -> bool:
+        """Record the stall of the request's current stage once: the event, the what-changed reply, the alert.
 
         `alerted` says whether the stage ever had an alert; the caller reads that, and `marks`, for a whole batch at once.
         """
         if alerted:
             return False
-        self.due.raise_alert(stage_subject(request.id, request.stage), request.id, self.stage_text(request, now, marks), now)
-        journal.append((request.id, Event.REQUEST_STALLED, "handoff", {
+        held.alerts.append((stage_subject(request.id, request.stage), request.id, self.stage_text(request, now, marks)))
+        held.log.append((request.id, Event.REQUEST_STALLED, "handoff", {
             "stage": request.stage, "role": request.plan.stages[request.stage].role,
             "sla_hours": request.plan.stages[request.stage].sla_hours,
         }))
-        effects.what_changed(request.id)
+        held.effects.what_changed(request.id)
         log.info("schedule.stalled", extra={"request_id": request.id, "stage": request.stage})
         return True
 
