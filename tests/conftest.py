@@ -1,4 +1,4 @@
-"""Fixtures shared by every test: a controllable clock and a fresh store."""
+"""Fixtures shared by every test: a controllable clock, a fresh store and the local stack (Handoff and its fakes)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from handoff.bot.fakes.postgres import database_for_test
+from handoff.bot.fakes.stack import local_stack
 from handoff.state.store import Store
 
 
@@ -35,3 +36,10 @@ def fresh_store(clock: ManualClock) -> Store:
         store = Store(database, clock)
         yield store
         store.close()
+
+
+@pytest.fixture
+async def stack(tmp_path):
+    """Handoff's app over real HTTP with the fake Odoo and Slack, on the sample routing."""
+    async with local_stack(tmp_path / "handoff.db") as running:
+        yield running

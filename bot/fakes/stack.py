@@ -134,6 +134,10 @@ class LocalStack:
         )
         return await self.post_slack(body)
 
+    def order_state(self, reference: str) -> str:
+        """The Odoo state of one of the sample orders, as Odoo holds it now."""
+        return self.odoo.db.records["purchase.order"][self.orders[reference]]["state"]
+
     async def card(self, channel: str, reference: str, timeout: float = 5.0) -> FakeMessage:
         """The top-level card for `reference` in `channel` (a channel id or a person's DM), once it arrives."""
         def conversation() -> str:

@@ -7,13 +7,6 @@ import time
 
 import pytest
 
-from handoff.bot.fakes.stack import local_stack
-
-
-@pytest.fixture
-async def stack(tmp_path):
-    async with local_stack(tmp_path / "handoff.db") as running:
-        yield running
 
 
 @pytest.mark.parametrize(

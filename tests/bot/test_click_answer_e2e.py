@@ -4,24 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 
 from handoff.bot.app import CORE, WORKER
 from handoff.bot.core.schedule import Scheduler
-from handoff.bot.fakes.stack import local_stack
 from handoff.bot.fakes.waiting import wait_until
 
 PROCUREMENT = "C0PROCURE"
-
-
-@pytest.fixture
-async def stack(tmp_path):
-    async with local_stack(tmp_path / "handoff.db") as running:
-        yield running
-
-
-def order_state(stack, reference: str) -> str:
-    return stack.odoo.db.records["purchase.order"][stack.orders[reference]]["state"]
 
 
 async def test_a_click_is_answered_while_odoo_is_still_checking_the_order(stack, monkeypatch):
@@ -41,10 +29,10 @@ async def test_a_click_is_answered_while_odoo_is_still_checking_the_order(stack,
 
     assert status == 200
     assert not stack.app[WORKER].is_settled(), "the decision is still under way"
-    assert order_state(stack, "P00043") == "to approve"
+    assert stack.order_state("P00043") == "to approve"
     answer_check.set()
     await stack.settled()
-    await wait_until(lambda: order_state(stack, "P00043") == "purchase", what="the approval in Odoo")
+    await wait_until(lambda: stack.order_state("P00043") == "purchase", what="the approval in Odoo")
 
 
 async def test_cards_still_go_out_while_every_scheduler_tick_fails(stack, monkeypatch):

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 
 from handoff.bot.core.errors import StoreUnavailable
 from handoff.bot.core.events import Event
-from handoff.bot.fakes.stack import local_stack
 from handoff.bot.fakes.waiting import wait_until
 
 PROCUREMENT = "C0PROCURE"
-
-
-@pytest.fixture
-async def stack(tmp_path):
-    async with local_stack(tmp_path / "handoff.db") as running:
-        yield running
 
 
 def lose_connection_at_votes(stack, times: int) -> None:
@@ -37,10 +29,6 @@ def decisions(stack, reference: str) -> list[str]:
     return [entry.event for entry in stack.store.narrative(request.id) if entry.event == Event.DECISION_RECORDED]
 
 
-def order_state(stack, reference: str) -> str:
-    return stack.odoo.db.records["purchase.order"][stack.orders[reference]]["state"]
-
-
 async def test_a_click_cut_off_by_a_lost_connection_is_acted_on_once_more_and_counts_once(stack):
     await stack.send_order("P00045")
     card = await stack.card(PROCUREMENT, "P00045")
@@ -48,7 +36,7 @@ async def test_a_click_cut_off_by_a_lost_connection_is_acted_on_once_more_and_co
 
     status, _ = await stack.click("dana", card, "handoff.approve")
     assert status == 200
-    await wait_until(lambda: order_state(stack, "P00045") == "purchase", timeout=10, what="the approval in Odoo")
+    await wait_until(lambda: stack.order_state("P00045") == "purchase", timeout=10, what="the approval in Odoo")
     assert decisions(stack, "P00045") == [Event.DECISION_RECORDED]
     assert stack.odoo.calls["purchase.order.button_approve"] == 1
     assert stack.whispers_to("dana") == []
@@ -63,7 +51,7 @@ async def test_a_click_while_the_database_stays_away_is_not_counted_and_the_pers
     assert status == 200
     told = await wait_until(lambda: stack.whispers_to("dana"), what="a word to the person who clicked")
     assert told == ["Handoff's database is unreachable right now, so your decision was not counted; try again in a minute."]
-    assert decisions(stack, "P00045") == [] and order_state(stack, "P00045") != "purchase"
+    assert decisions(stack, "P00045") == [] and stack.order_state("P00045") != "purchase"
 
     assert (await stack.click("dana", card, "handoff.approve"))[0] == 200
-    await wait_until(lambda: order_state(stack, "P00045") == "purchase", timeout=10, what="the second click's approval")
+    await wait_until(lambda: stack.order_state("P00045") == "purchase", timeout=10, what="the second click's approval")

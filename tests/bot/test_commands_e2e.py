@@ -84,10 +84,6 @@ def request_of(stack, reference: str):
     return stack.store.find_requests(reference)[0]
 
 
-def order_state(stack, reference: str) -> str:
-    return stack.odoo.db.records["purchase.order"][stack.orders[reference]]["state"]
-
-
 def events_of(stack, reference: str) -> list[str]:
     return [entry.event for entry in stack.store.narrative(request_of(stack, reference).id)]
 
@@ -233,7 +229,7 @@ async def test_pending_inbox_buttons_decide_the_request(stack):
     assert not any(b.get("block_id") == "handoff.inbox.bulk" for b in reply.blocks), "po-standard is not bulk-approvable here"
 
     await click(stack, "dana", reply.channel, reply.ts, reply.blocks, item, "handoff.approve")
-    await wait_until(lambda: order_state(stack, "P00043") == "purchase", what="the approval in Odoo")
+    await wait_until(lambda: stack.order_state("P00043") == "purchase", what="the approval in Odoo")
     await stack.settled()
     assert "Approved by Dana Approver" in str(stack.slack.message(PROCUREMENT, card.ts).blocks)
     assert "Nothing waits for your decision" in (await command(stack, "dana", "pending"))["text"]
@@ -261,9 +257,9 @@ async def test_approve_all_approves_each_checked_item_and_skips_the_one_that_dri
     await click(stack, "dana", reply.channel, reply.ts, reply.blocks, "handoff.inbox.bulk", "handoff.bulk_approve")
     summary = await whisper(stack, "dana", "Approved 1 of 2")
     assert "✓ P00043" in summary and "✗ P00045 not approved" in summary and "changed in Odoo" in summary
-    await wait_until(lambda: order_state(stack, "P00043") == "purchase", what="P00043 approved in Odoo")
+    await wait_until(lambda: stack.order_state("P00043") == "purchase", what="P00043 approved in Odoo")
     await stack.settled()
-    assert order_state(stack, "P00045") == "to approve"
+    assert stack.order_state("P00045") == "to approve"
     assert Event.DECISION_RECORDED in events_of(stack, "P00043")
     assert Event.DRIFT_DETECTED in events_of(stack, "P00045") and Event.DECISION_RECORDED not in events_of(stack, "P00045")
     assert stack.odoo.calls["purchase.order.button_approve"] == 1
@@ -292,12 +288,12 @@ async def test_delegation_holds_only_inside_its_window_and_is_logged(stack, cloc
     erik_card = await stack.card("erik", "P00044")
     await stack.card("fiona", "P00044")
     await click_card(stack, "erik", erik_card)
-    await wait_until(lambda: order_state(stack, "P00044") == "purchase", what="the delegate's approval in Odoo")
+    await wait_until(lambda: stack.order_state("P00044") == "purchase", what="the delegate's approval in Odoo")
 
     clock.advance(days=2)  # after the window
     await click_card(stack, "erik", fiona_card)
     await wait_until(lambda: len([w for w in stack.whispers_to("erik") if "Only Finance director" in w]) == 2, what="a second refusal")
-    assert order_state(stack, "P00042") == "to approve"
+    assert stack.order_state("P00042") == "to approve"
 
 
 async def test_delegating_to_someone_handoff_does_not_know_names_them_as_slack_sent_them(stack):
@@ -347,7 +343,7 @@ async def test_reassign_from_the_card_moves_the_stage_to_the_picked_person(stack
     await click_card(stack, "dana", card)
     await whisper(stack, "dana", "Only Procurement manager can decide")
     await click_card(stack, "erik", erik_card)
-    await wait_until(lambda: order_state(stack, "P00043") == "purchase", what="the assignee's approval in Odoo")
+    await wait_until(lambda: stack.order_state("P00043") == "purchase", what="the assignee's approval in Odoo")
 
 
 # ---- reconciliation

@@ -4,18 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pytest
 
-from handoff.bot.fakes.stack import local_stack
 from handoff.bot.fakes.waiting import wait_until
 
 PROCUREMENT = "C0PROCURE"
-
-
-@pytest.fixture
-async def stack(tmp_path):
-    async with local_stack(tmp_path / "handoff.db") as running:
-        yield running
 
 
 def calls_since(stack, before: Counter) -> dict[str, int]:

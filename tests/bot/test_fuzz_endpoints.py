@@ -90,12 +90,6 @@ def check(statuses: dict[str, Counter], failures: list, caplog) -> None:
     assert not [r for r in caplog.records if r.getMessage() == "worker.error"], "a fuzzed input broke the worker"
 
 
-@pytest.fixture
-async def stack(tmp_path):
-    async with local_stack(tmp_path / "handoff.db") as running:
-        yield running
-
-
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
 

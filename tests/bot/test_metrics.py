@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from handoff.bot.fakes.stack import local_stack
 from handoff.bot.fakes.waiting import wait_until
 from handoff.state import outbox
 
 PROCUREMENT = "C0PROCURE"
-
-
-@pytest.fixture
-async def stack(tmp_path):
-    async with local_stack(tmp_path / "handoff.db") as running:
-        yield running
 
 
 async def scrape(stack) -> dict[str, dict[tuple, float]]:

@@ -6,26 +6,15 @@ import asyncio
 import copy
 from dataclasses import replace
 
-import pytest
 
 from handoff.bot.app import WORKER
 from handoff.bot.core.events import Event
-from handoff.bot.fakes.stack import button_binding, local_stack
+from handoff.bot.fakes.stack import button_binding
 from handoff.bot.fakes.waiting import wait_until
 from handoff.state import decision_log, outbox
 
 PROCUREMENT = "C0PROCURE"
 OPS = "C0OPS"
-
-
-@pytest.fixture
-async def stack(tmp_path):
-    async with local_stack(tmp_path / "handoff.db") as running:
-        yield running
-
-
-def order_state(stack, reference: str) -> str:
-    return stack.odoo.db.records["purchase.order"][stack.orders[reference]]["state"]
 
 
 def events_of(stack, reference: str) -> list[str]:
@@ -52,7 +41,7 @@ async def test_two_stage_approval_reaches_odoo_and_tells_the_team(stack):
     assert "Finance director" in str(updated.blocks)
 
     await stack.click("fiona", fiona_card, "handoff.approve")
-    await wait_until(lambda: order_state(stack, "P00042") == "purchase", what="the approval in Odoo")
+    await wait_until(lambda: stack.order_state("P00042") == "purchase", what="the approval in Odoo")
     thread = await wait_until(lambda: stack.slack.thread_replies(PROCUREMENT, card.ts), what="the what-changed reply")
     assert "What changed for P00042" in thread[0].text
     assert "Dana Approver approved (stage 1)" in thread[0].text
@@ -107,21 +96,21 @@ async def test_a_record_that_changed_is_not_approved_on_the_old_picture(stack):
         lambda: button_binding(stack.slack.message(PROCUREMENT, card.ts), "handoff.approve")["v"] == 2
         and stack.slack.message(PROCUREMENT, card.ts), what="the refreshed card")
     assert "Refreshed from Odoo: amount 3,240.00 EUR → 4,100.00 EUR" in str(refreshed.blocks)
-    assert order_state(stack, "P00043") == "to approve"
+    assert stack.order_state("P00043") == "to approve"
 
     # The old card's buttons (version 1) no longer count.
     await stack.click("dana", first_version, "handoff.approve")
     stale = await wait_until(lambda: stack.whispers_to("dana"), what="Dana's private reply")
     assert "out of date" in stale[0]
     await stack.click("erik", refreshed, "handoff.approve")
-    await wait_until(lambda: order_state(stack, "P00043") == "purchase", what="the approval in Odoo")
+    await wait_until(lambda: stack.order_state("P00043") == "purchase", what="the approval in Odoo")
 
 
 async def test_two_approvers_clicking_at_once_make_one_decision(stack):
     await stack.send_order("P00045")
     card = await stack.card(PROCUREMENT, "P00045")
     await asyncio.gather(stack.click("dana", card, "handoff.approve"), stack.click("erik", card, "handoff.approve"))
-    await wait_until(lambda: order_state(stack, "P00045") == "purchase", what="the approval in Odoo")
+    await wait_until(lambda: stack.order_state("P00045") == "purchase", what="the approval in Odoo")
     await stack.settled()
     request = stack.store.find_requests("P00045")[0]
     decisions = [e for e in stack.store.narrative(request.id) if e.event == Event.DECISION_RECORDED]
@@ -139,7 +128,7 @@ async def test_only_members_of_the_stage_role_can_decide(stack):
     await stack.click("fiona", card, "handoff.approve")
     told = await wait_until(lambda: stack.whispers_to("fiona"), what="Fiona's private reply")
     assert told == ["Only Procurement manager can decide stage 1 of P00045."]
-    assert order_state(stack, "P00045") == "to approve"
+    assert stack.order_state("P00045") == "to approve"
 
 
 async def test_reject_asks_for_a_reason_and_writes_it_to_odoo(stack):
@@ -150,7 +139,7 @@ async def test_reject_asks_for_a_reason_and_writes_it_to_odoo(stack):
     status, body = await stack.submit_modal("dana", "   ")
     assert status == 200 and "response_action" in body and "errors" in body, "an empty reason is refused in the modal"
     await stack.submit_modal("dana", "Duplicate of P00038")
-    await wait_until(lambda: order_state(stack, "P00045") == "cancel", what="the cancel in Odoo")
+    await wait_until(lambda: stack.order_state("P00045") == "cancel", what="the cancel in Odoo")
 
     def reason_in_chatter() -> bool:
         messages = stack.odoo.db.records.get("mail.message", {}).values()
@@ -191,7 +180,7 @@ async def test_odoo_down_at_enrichment_still_reaches_people_marked_incomplete(st
         and stack.slack.message(PROCUREMENT, card.ts), what="the complete card")
     assert "Cordless drill 18V" in str(refreshed.blocks)
     await stack.click("dana", refreshed, "handoff.approve")
-    await wait_until(lambda: order_state(stack, "P00045") == "purchase", what="the approval in Odoo")
+    await wait_until(lambda: stack.order_state("P00045") == "purchase", what="the approval in Odoo")
 
 
 async def test_odoo_down_during_write_back_is_retried_until_it_lands(stack):
@@ -206,7 +195,7 @@ async def test_odoo_down_during_write_back_is_retried_until_it_lands(stack):
     # Due times are stored, not slept on: make the retry due now instead of waiting out the backoff.
     stack.store.conn.execute("UPDATE outbox SET next_at = '' WHERE id = ?", (failed[0].id,))
     stack.app[WORKER].wake()
-    await wait_until(lambda: order_state(stack, "P00045") == "purchase", timeout=10, what="the approval in Odoo")
+    await wait_until(lambda: stack.order_state("P00045") == "purchase", timeout=10, what="the approval in Odoo")
     assert stack.odoo.calls["purchase.order.button_approve"] == 1
 
 
@@ -219,7 +208,7 @@ async def test_a_write_back_odoo_silently_ignores_reaches_operations_with_the_fi
     await stack.click("fiona", fiona, "handoff.approve")
     alert = await wait_until(lambda: [m for m in stack.slack.messages[OPS] if "P00042" in m.text], what="the ops alert")
     assert "Purchase" in alert[0].text and "handoff outbox retry" in alert[0].text
-    assert order_state(stack, "P00042") == "to approve"
+    assert stack.order_state("P00042") == "to approve"
     assert Event.ERP_WRITE_FAILED in events_of(stack, "P00042")
     await stack.settled()
     assert "did not take the decision" in str(stack.slack.message(PROCUREMENT, card.ts).blocks)

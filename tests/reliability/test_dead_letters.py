@@ -7,7 +7,6 @@ import json
 import socket
 from datetime import datetime
 
-import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from handoff.bot.app import WORKER
@@ -19,7 +18,7 @@ from handoff.bot.core.deliver import Dispatcher
 from handoff.bot.core.effects import Effects
 from handoff.bot.core.models import Target
 from handoff.bot.core.retry import Backoff
-from handoff.bot.fakes.stack import SAMPLE_ROUTING, local_stack
+from handoff.bot.fakes.stack import SAMPLE_ROUTING
 from handoff.bot.fakes.waiting import wait_until
 from handoff.bot.routing_file import load_routing
 from handoff.state import outbox
@@ -59,12 +58,6 @@ async def test_an_unreachable_slack_is_retried_with_growing_jittered_delays_then
     for n, delay in enumerate(delays, start=1):
         ceiling = 2 ** (n - 1)
         assert ceiling / 2 <= delay <= ceiling, (n, delay)
-
-
-@pytest.fixture
-async def stack(tmp_path):
-    async with local_stack(tmp_path / "handoff.db") as running:
-        yield running
 
 
 async def test_a_dead_letter_reaches_operations_and_the_cli_brings_it_back(stack, capsys):

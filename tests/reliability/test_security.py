@@ -8,18 +8,12 @@ from urllib.parse import parse_qs, urlencode
 
 import pytest
 
-from handoff.bot.fakes.stack import SIGNING_SECRET, WEBHOOK_SECRET, local_stack
+from handoff.bot.fakes.stack import SIGNING_SECRET, WEBHOOK_SECRET
 from handoff.bot.fakes.slack import SlackSigner
 from handoff.bot.fakes.waiting import wait_until
 from handoff.state import decision_log
 
 PROCUREMENT = "C0PROCURE"
-
-
-@pytest.fixture
-async def stack(tmp_path):
-    async with local_stack(tmp_path / "handoff.db") as running:
-        yield running
 
 
 async def a_card(stack, reference: str = "P00043"):

@@ -6,15 +6,8 @@ import logging
 
 import pytest
 
-from handoff.bot.fakes.stack import local_stack
 
 UNSIGNED_401 = {"error": "The request is not signed by Slack with this app's signing secret, or was signed more than 5 minutes ago."}
-
-
-@pytest.fixture
-async def stack(tmp_path):
-    async with local_stack(tmp_path / "handoff.db") as running:
-        yield running
 
 
 @pytest.mark.parametrize("body, content_type, headers", [
