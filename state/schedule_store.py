@@ -117,13 +117,24 @@ class ScheduleStore:
             claimed.update(Reminder(*row) for row in rows)
         return claimed
 
-    def mark_escalated(self, request_id: str, stage: int, level: int, now: datetime) -> bool:
-        """True for the one caller that takes the stage from level - 1 to `level`: each step happens once, across replicas."""
-        cursor = self.conn.execute(
-            "UPDATE stages SET escalation_level = ?, escalated_at = ? WHERE request_id = ? AND stage = ? AND escalation_level = ?",
-            (level, stamp(now), request_id, stage, level - 1),
-        )
-        return cursor.rowcount == 1
+    def mark_escalated(self, moves: Collection[tuple[str, int, int, int]], now: datetime) -> set[tuple[str, int]]:
+        """The (request id, stage) of each (request id, stage, from level, to level) move this caller made.
+
+        A move applies only if the stage is still at `from level`, so each step of a chain is taken once across replicas;
+        one that another replica got to first is left out. One statement per CLAIM_ROWS moves.
+        """
+        moves, made = list(moves), set()
+        for start in range(0, len(moves), CLAIM_ROWS):
+            chunk = moves[start:start + CLAIM_ROWS]
+            # VALUES columns are column1..column4 in both SQLite (3.33+ for UPDATE ... FROM) and PostgreSQL.
+            rows = self.conn.execute(
+                "UPDATE stages SET escalation_level = v.column4, escalated_at = ? FROM (VALUES "
+                + ",".join(["(?,?,?,?)"] * len(chunk)) + ") AS v WHERE stages.request_id = v.column1 AND stages.stage = v.column2"
+                " AND stages.escalation_level = v.column3 RETURNING request_id, stage",
+                [stamp(now), *(value for move in chunk for value in move)],
+            ).fetchall()
+            made.update((request_id, stage) for request_id, stage in rows)
+        return made
 
     def escalation_level(self, request_id: str, stage: int) -> int:
         """How many steps along its escalation chain the stage is; 0 before its SLA is passed."""
@@ -186,7 +197,8 @@ class ScheduleStore:
 
     def raise_alerts(self, alerts: Iterable[tuple[str, str | None, str]], now: datetime) -> None:
         """raise_alert for each (subject, request id, text) in one executemany (pipelined on PostgreSQL)."""
-        self.conn.executemany(self._RAISE, [(subject, request_id, text, stamp(now), stamp(now)) for subject, request_id, text in alerts])
+        if rows := [(subject, request_id, text, stamp(now), stamp(now)) for subject, request_id, text in alerts]:
+            self.conn.executemany(self._RAISE, rows)
 
     def resolve_alert(self, subject: str, text: str, now: datetime) -> None:
         self.conn.execute(

@@ -110,18 +110,19 @@ class Scheduler:
         marks = self.due.stage_marks(late)
         alerted = set(self.due.alerts([stage_subject(request_id, requests[request_id].stage) for request_id in late]))
         voters = self.due.voters([request.id for request, stage, _ in steps if stage.delivery is not Delivery.CHANNEL])
-        done, sends = 0, []
+        done, sends, escalations = 0, [], []
         for request, stage, row in steps:
             if self.fraction(row.step) >= 1.0:
                 mark = marks.get((request.id, stage.index), UNMARKED)
                 done += self.stalls.stalled(held, request, now, stage_subject(request.id, stage.index) in alerted, mark)
-                done += self._escalate(held, request, stage, math.floor(self.fraction(row.step)), mark, now)
+                escalations.append((request, stage, math.floor(self.fraction(row.step)), mark))
             wanted, later = self._remind(request, stage, row, voters.get((request.id, stage.index), set()), now)
             sends += wanted
             if later is not None:
                 schedule.append((request.id, stage.index, later, row.step))  # someone's night: same step, their morning
             else:
                 schedule.append((request.id, stage.index, self.due_at(request, stage, row.started_at, row.step + 1), row.step + 1))
+        done += self._escalate(held, escalations, now)
         claimed, sent = self.due.remind_each_once([reminder for reminder, _, _ in sends], now), set()
         for reminder, target, text in sends:
             if reminder not in claimed or reminder in sent:
@@ -175,23 +176,26 @@ class Scheduler:
             "Approve or reject it on its card, or ask for info there."
         )
 
-    def _escalate(self, held: Held, request: RequestState, stage: StagePlan, level: int, marks: StageMarks, now: datetime) -> int:
-        """Take the stage up its chain to `level` (at most the chain's end), each step recorded once, in order."""
-        steps = 0
-        for step in range(marks.escalation_level + 1, min(level, len(stage.escalate_to)) + 1):
-            if not self.due.mark_escalated(request.id, stage.index, step, now):
-                break  # another replica took this step first, and tells everyone itself
-            role, previous = stage.escalate_to[step - 1], (stage.role, *stage.escalate_to)[step - 1]
-            # The escalation role is told personally, whatever the stage's own delivery.
-            escalated = stage.model_copy(update={"role": role, "delivery": Delivery.DM})
-            for target in targets_for_stage(self.core.routing, request.plan, escalated, {request.requester or ""}):
-                held.effects.post_card(request.id, stage.index, target)
-            held.log.append((request.id, Event.STAGE_ESCALATED, "handoff", {
-                "stage": stage.index, "level": step, "from": previous, "to": role, "sla_hours": stage.sla_hours,
-                "people": [p.key for p in members(self.core.routing, role) if p.key != request.requester],
-            }))
-            log.info("schedule.escalated", extra={"request_id": request.id, "stage": stage.index, "level": step, "to": role})
-            steps += 1
-        if steps:
+    def _escalate(self, held: Held, steps: list[tuple[RequestState, StagePlan, int, StageMarks]], now: datetime) -> int:
+        """Take each stage up its chain to its level (at most the chain's end), each step recorded once, in order."""
+        moves = {(request.id, stage.index): (request, stage, marks.escalation_level, min(level, len(stage.escalate_to)))
+                 for request, stage, level, marks in steps if min(level, len(stage.escalate_to)) > marks.escalation_level}
+        # A stage another replica took further meanwhile is left out: that replica tells everyone itself.
+        made = self.due.mark_escalated([(rid, index, old, new) for (rid, index), (_, _, old, new) in moves.items()], now)
+        taken = 0
+        for key in made:
+            request, stage, old, new = moves[key]
+            for step in range(old + 1, new + 1):
+                role, previous = stage.escalate_to[step - 1], (stage.role, *stage.escalate_to)[step - 1]
+                # The escalation role is told personally, whatever the stage's own delivery.
+                escalated = stage.model_copy(update={"role": role, "delivery": Delivery.DM})
+                for target in targets_for_stage(self.core.routing, request.plan, escalated, {request.requester or ""}):
+                    held.effects.post_card(request.id, stage.index, target)
+                held.log.append((request.id, Event.STAGE_ESCALATED, "handoff", {
+                    "stage": stage.index, "level": step, "from": previous, "to": role, "sla_hours": stage.sla_hours,
+                    "people": [p.key for p in members(self.core.routing, role) if p.key != request.requester],
+                }))
+                log.info("schedule.escalated", extra={"request_id": request.id, "stage": stage.index, "level": step, "to": role})
+                taken += 1
             held.effects.update_cards(request.id)
-        return steps
+        return taken

@@ -15,7 +15,7 @@ from .context import Core
 from .effects import BatchEffects, Effects
 from .errors import ChatError, ChatRateLimited
 from .events import Event
-from .models import Delivery, RequestState, RequestStatus, Target
+from .models import Delivery, RequestState, RequestStatus
 from .ports import ChatChannel
 from .route import members, ops_target, targets_for_stage
 from .view import clock_time, escalation_note, inert, role_label
@@ -120,22 +120,25 @@ class Stalls:
             alerts = self.due.open_alerts()
             texts = {subject: text for subject, (_, text) in failures.items()}
             texts |= self._still_stuck([alert.subject for alert in alerts if alert.subject.startswith("stage:")], now)
+            rewritten = []  # open alerts whose text changed, written in one executemany
             for alert in alerts:
-                changed += self._refresh(alert, texts.get(alert.subject), now)
+                changed += self._refresh(alert, texts.get(alert.subject), now, rewritten)
+            self.due.raise_alerts(rewritten, now)
             opened = {alert.subject for alert in alerts}  # those failures _refresh just brought up to date
             for subject, (request_id, text) in failures.items():
                 if subject not in opened:
                     changed += self.due.raise_alert(subject, request_id, text, now)
         return changed
 
-    def _refresh(self, alert: Alert, text: str | None, now: datetime) -> int:
+    def _refresh(self, alert: Alert, text: str | None, now: datetime, rewritten: list[tuple[str, str | None, str]]) -> int:
         if text is None:
             kind, _, key = alert.subject.partition(":")
             self.due.resolve_alert(alert.subject, f"Resolved after {_span(now - alert.opened_at)}: {self._moved(kind, key)}", now)
             return 1
         if text == alert.text:
             return 0  # as raise_alert would find: every open alert is scanned every round, so no statement for no change
-        return self.due.raise_alert(alert.subject, alert.request_id, text, now)
+        rewritten.append((alert.subject, alert.request_id, text))  # open, with another text: raise_alert's update applies
+        return 1
 
     def _still_stuck(self, subjects: list[str], now: datetime) -> dict[str, str | None]:
         """Each stall alert's current text, or None once its request has moved; reads all of them in a few statements."""
@@ -188,14 +191,13 @@ class Stalls:
 
     # ---- delivery of alerts: posted once, then edited in place
 
-    def _target(self, alert: Alert) -> Target:
-        request = self.core.store.get_request(alert.request_id) if alert.request_id else None
-        return ops_target(self.core.routing, request.platform if request else self.core.routing.defaults.platform)
-
     async def sync(self, now: datetime) -> int:
-        sent = 0
-        for alert in self.due.unsent_alerts(now, 50):
-            target = self._target(alert)
+        sent, alerts = 0, self.due.unsent_alerts(now, 50)
+        # An alert goes to the ops channel on its request's platform: all of those read at once, not one per alert.
+        requests = self.core.store.get_requests([alert.request_id for alert in alerts if alert.request_id])
+        for alert in alerts:
+            request = requests.get(alert.request_id or "")
+            target = ops_target(self.core.routing, request.platform if request else self.core.routing.defaults.platform)
             channel = self.channels.get(alert.platform or target.platform)
             if channel is None:
                 log.error("alert.no_channel", extra={"alert": alert.id, "platform": target.platform})

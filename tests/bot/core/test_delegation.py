@@ -92,10 +92,11 @@ def test_each_escalation_step_is_taken_once_in_order_and_lets_only_the_roles_rea
     people, due = core.routing.people, ScheduleStore(core.store)
     request = open_request("P00051", amount="20000")  # po-large: procurement managers → finance director → the CFO
     assert not delegation.may_decide(core, request, people["fiona"])
+    stage = (request.id, 0)
     with core.store.transaction():
-        assert not due.mark_escalated(request.id, 0, 2, clock.now()), "no step is skipped"
-        assert due.mark_escalated(request.id, 0, 1, clock.now())
-        assert not due.mark_escalated(request.id, 0, 1, clock.now()), "a second taker of the same step gets nothing"
+        assert not due.mark_escalated([(*stage, 1, 2)], clock.now()), "no step is skipped"
+        assert due.mark_escalated([(*stage, 0, 1)], clock.now()) == {stage}
+        assert not due.mark_escalated([(*stage, 0, 1)], clock.now()), "a second taker of the same step gets nothing"
     assert delegation.escalated_roles(core, request) == ("finance_director",)
     assert delegation.may_decide(core, request, people["fiona"])
     assert [r.reference for r in status.pending_for(core, people["fiona"])] == ["P00051"], "in her inbox too"
@@ -103,6 +104,6 @@ def test_each_escalation_step_is_taken_once_in_order_and_lets_only_the_roles_rea
 
     delegation.reassign(core, request, people["dana"], people["erik"])
     with core.store.transaction():
-        assert due.mark_escalated(request.id, 0, 2, clock.now())
+        assert due.mark_escalated([(*stage, 1, 2)], clock.now()) == {stage}
     assert delegation.may_decide(core, request, people["carla"]), "an escalation reaches past a reassignment"
     assert delegation.may_decide(core, request, people["fiona"]) and not delegation.may_decide(core, request, people["dana"])
