@@ -51,7 +51,6 @@ class TeamsChannel:
         self.commands = commands
         self.tokens = TokenSource(settings)
         self.adapter = CloudAdapter(build_authentication(settings, self.tokens))
-        self._connectors: dict[str, ConnectorClient] = {}
         self.graph = GraphCards(settings) if settings.graph_read else None
 
     async def check(self) -> None:
@@ -60,9 +59,7 @@ class TeamsChannel:
 
     async def close(self) -> None:
         """Close the HTTP sessions of the connector clients."""
-        for connector in self._connectors.values():
-            await connector.__aexit__(None, None, None)
-        self._connectors.clear()
+        await self.adapter.bot_framework_authentication.close()
         if self.graph is not None:
             await self.graph.close()
 
@@ -205,12 +202,10 @@ class TeamsChannel:
         return activity
 
     async def _connector(self, service_url: str) -> ConnectorClient:
-        # One client per regional serviceUrl, built by botbuilder with our credentials (its token cache is shared).
-        if service_url not in self._connectors:
-            claims = self.adapter.create_claims_identity(self.settings.app_id)
-            factory = self.adapter.bot_framework_authentication.create_connector_factory(claims)
-            self._connectors[service_url] = await factory.create(service_url, None)
-        return self._connectors[service_url]
+        # The client inbound turns use too (they ask for the oauth scope as audience): one per regional serviceUrl.
+        claims = self.adapter.create_claims_identity(self.settings.app_id)
+        factory = self.adapter.bot_framework_authentication.create_connector_factory(claims)
+        return await factory.create(service_url, self.settings.oauth_scope)
 
     def _unreachable(self, target: Target, cause: str) -> str:
         if target.kind == "channel":

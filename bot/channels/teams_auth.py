@@ -10,11 +10,17 @@ from typing import Literal
 
 import requests
 from botbuilder.integration.aiohttp import ConfigurationBotFrameworkAuthentication
+from botbuilder.schema import Activity
+from botframework.connector.aio import ConnectorClient
 from botframework.connector.auth import (
     AppCredentials,
+    AuthenticateRequestResult,
     AuthenticationConstants,
+    ClaimsIdentity,
+    ConnectorFactory,
     MicrosoftAppCredentials,
     ServiceClientCredentialsFactory,
+    UserTokenClient,
 )
 from pydantic import BaseModel, SecretStr, model_validator
 
@@ -146,7 +152,64 @@ class ClientSecretCredentialsFactory(ServiceClientCredentialsFactory):
         return _BearerCredentials(app_id, self.tokens)
 
 
-def build_authentication(settings: TeamsSettings, tokens: TokenSource) -> ConfigurationBotFrameworkAuthentication:
+def _app_id(claims: ClaimsIdentity) -> str | None:
+    # As botbuilder's _BuiltinBotFrameworkAuthentication.get_app_id: the audience for channel tokens, else appid.
+    return claims.get_claim_value(AuthenticationConstants.AUDIENCE_CLAIM) or claims.get_claim_value(AuthenticationConstants.APP_ID_CLAIM)
+
+
+class _SharedConnectors(ConnectorFactory):
+    """botbuilder's connector factory for one app id, handing out the client it built first for each serviceUrl."""
+
+    def __init__(self, built: ConnectorFactory, app_id: str | None, clients: dict[tuple, ConnectorClient]) -> None:
+        self._built, self._app_id, self._clients = built, app_id, clients
+
+    async def create(self, service_url: str, audience: str | None = None) -> ConnectorClient:
+        key = (self._app_id, service_url, audience)
+        if key not in self._clients:
+            client = await self._built.create(service_url, audience)
+            # Two first requests may race here; the loser's client never opened a session, so dropping it is free.
+            self._clients.setdefault(key, client)
+        return self._clients[key]
+
+
+class ReusingAuthentication(ConfigurationBotFrameworkAuthentication):
+    """botbuilder's authentication whose outbound clients are built once per app, serviceUrl and audience.
+
+    CloudAdapter asks for a ConnectorClient and a UserTokenClient on every inbound activity, before the bot runs. Each
+    builds a msrest Configuration whose retry policy filters 999 status codes against a 500-entry list, several ms of
+    the event loop per client, so every card click paid it twice before its answer. The clients hold no per-request
+    state (credentials read the shared TokenSource on each call), so one of each serves every request. The inbound
+    token is still validated in full on every request.
+    """
+
+    def __init__(self, configuration: object, credentials_factory: ServiceClientCredentialsFactory) -> None:
+        super().__init__(configuration, credentials_factory=credentials_factory)
+        self._connectors: dict[tuple, ConnectorClient] = {}
+        self._user_tokens: dict[str | None, UserTokenClient] = {}
+
+    async def authenticate_request(self, activity: Activity, auth_header: str) -> AuthenticateRequestResult:
+        result = await super().authenticate_request(activity, auth_header)
+        if result.connector_factory is not None:
+            result.connector_factory = _SharedConnectors(result.connector_factory, _app_id(result.claims_identity), self._connectors)
+        return result
+
+    def create_connector_factory(self, claims_identity: ClaimsIdentity) -> ConnectorFactory:
+        return _SharedConnectors(super().create_connector_factory(claims_identity), _app_id(claims_identity), self._connectors)
+
+    async def create_user_token_client(self, claims_identity: ClaimsIdentity) -> UserTokenClient:
+        app_id = _app_id(claims_identity)
+        if app_id not in self._user_tokens:
+            self._user_tokens.setdefault(app_id, await super().create_user_token_client(claims_identity))
+        return self._user_tokens[app_id]
+
+    async def close(self) -> None:
+        """Close the HTTP sessions of the connector clients."""
+        clients, self._connectors = list(self._connectors.values()), {}
+        for client in clients:
+            await client.__aexit__(None, None, None)
+
+
+def build_authentication(settings: TeamsSettings, tokens: TokenSource) -> ReusingAuthentication:
     """The botbuilder authentication for CloudAdapter, every endpoint taken from the settings."""
     # Attribute names read by ConfigurationBotFrameworkAuthentication (botbuilder-integration-aiohttp
     # `configuration_bot_framework_authentication.py`); setting any of them selects the parameterized path.
@@ -160,7 +223,7 @@ def build_authentication(settings: TeamsSettings, tokens: TokenSource) -> Config
         OAUTH_URL=AuthenticationConstants.OAUTH_URL,
     )
     factory = ClientSecretCredentialsFactory(settings, tokens)
-    return ConfigurationBotFrameworkAuthentication(configuration, credentials_factory=factory)
+    return ReusingAuthentication(configuration, credentials_factory=factory)
 
 
 async def check_credentials(settings: TeamsSettings, tokens: TokenSource) -> None:
