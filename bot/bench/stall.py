@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 from handoff.bot.core.context import Core
 from handoff.bot.core.enrich import build_packet
-from handoff.bot.core.models import ErpRecord, Line, RecordRef
-from handoff.bot.core.ports import SystemClock
+from handoff.bot.core.models import ErpRecord, Line, RecordRef, Target
 from handoff.bot.core.route import RouteFacts, RoutingConfig, plan_route
+from handoff.bot.fakes.clock import OffsetClock
 from handoff.state.stamps import stamp
 from handoff.state.store import Store
 
@@ -20,8 +20,19 @@ from handoff.state.store import Store
 DUE = "SELECT request_id, stage, due_step, started_at FROM stages WHERE status = 'pending' AND due_at IS NOT NULL AND due_at <= ?"
 
 
+# Due stages started a week before the tick: five working days, well past an SLA counted in business hours, so each is
+# stalled (alert, log entry, what-changed reply) and reminded, the tick's heaviest path.
+OVERDUE = timedelta(days=7)
+
+
+def working_moment(after: datetime) -> datetime:
+    """The first Wednesday 14:00 UTC after `after`: inside the default business hours, so no reminder waits for a morning."""
+    days = (2 - after.weekday()) % 7 or 7
+    return (after + timedelta(days=days)).replace(hour=14, minute=0, second=0, microsecond=0)
+
+
 def seed(store: Store, routing: RoutingConfig, rows: int, due_share: float, now: datetime) -> int:
-    """`rows` open requests on their first stage, planned; `due_share` of them are past their SLA, the rest started lately."""
+    """`rows` open requests on their first stage, planned; `due_share` of them overdue by OVERDUE, the rest started lately."""
     record = ErpRecord(ref=RecordRef(source="odoo", model="purchase.order", record_id="1"), reference="BX000001",
                        state="to approve", vendor="Bench Supplies", amount=Decimal("899.00"), currency="EUR",
                        lines=(Line(description="Cordless drill 18V", quantity=Decimal(10), unit_price=Decimal("89.9"), subtotal=Decimal("899.00")),))
@@ -31,7 +42,7 @@ def seed(store: Store, routing: RoutingConfig, rows: int, due_share: float, now:
     every = max(1, round(1 / due_share))
     requests, stages = [], []
     for n in range(rows):
-        started = now - (sla + timedelta(hours=1) if n % every == 0 else timedelta(minutes=n % 60))
+        started = now - (OVERDUE if n % every == 0 else timedelta(minutes=n % 60))
         request_id = f"r-bench{n:07d}"
         requests.append((request_id, f"odoo:purchase.order:{n + 1}", str(n + 1), f"BX{n:06d}", packet, plan.model_dump_json(), stamp(started), stamp(started)))
         stages += [(request_id, s.index, "pending" if s.index == 0 else "waiting", stamp(started) if s.index == 0 else None,
@@ -44,6 +55,20 @@ def seed(store: Store, routing: RoutingConfig, rows: int, due_share: float, now:
     return len(range(0, rows, every))
 
 
+class AlertSink:
+    """The ops channel as the scheduler sees it, answering at once: the tick's alert sync is measured, not a chat API."""
+
+    def __init__(self) -> None:
+        self.posted = 0
+
+    async def post_alert(self, target: Target, text: str) -> tuple[str, str]:
+        self.posted += 1
+        return target.address, f"alert-{self.posted}"
+
+    async def update_alert(self, conversation: str, message_id: str, text: str) -> None:
+        return None
+
+
 def _timed(work) -> float:
     begin = time.perf_counter()
     work()
@@ -52,8 +77,11 @@ def _timed(work) -> float:
 
 async def measure(database: str | Path, routing: RoutingConfig, rows: int, due_share: float = 0.01) -> dict:
     """Seed a fresh store, time the due query, then one scheduler tick if the scheduler can be built."""
-    now = datetime.now(UTC)
-    store = Store(database, SystemClock())
+    # At the same moment of the working week in every run: at night or at the weekend a tick only postpones reminders.
+    clock = OffsetClock()
+    clock.jump_to(working_moment(clock.now()))
+    now = clock.now()
+    store = Store(database, clock)
     try:
         begin = time.perf_counter()
         due = seed(store, routing, rows, due_share, now)
@@ -74,7 +102,8 @@ async def _tick(store: Store, routing: RoutingConfig) -> dict:
     except ImportError as error:
         return {"tick_ms": None, "scheduler": f"not importable yet ({error}): only the due query was timed"}
     try:
-        scheduler = Scheduler(Core(store=store, routing=routing, connectors={}, clock=store.clock), {})
+        sink = AlertSink()
+        scheduler = Scheduler(Core(store=store, routing=routing, connectors={}, clock=store.clock), {"slack": sink, "teams": sink})
         begin = time.perf_counter()
         first = await scheduler.tick()
         one = time.perf_counter() - begin
@@ -85,4 +114,5 @@ async def _tick(store: Store, routing: RoutingConfig) -> dict:
     except Exception as error:  # noqa: BLE001 — a scheduler still in progress is reported, and the bench goes on
         return {"tick_ms": None, "scheduler": f"tick failed ({type(error).__name__}: {error}): only the due query was timed"}
     return {"tick_ms": round(one * 1000, 2), "tick_actions": first, "all_due_ms": round((time.perf_counter() - begin) * 1000, 2),
-            "all_due_ticks": ticks, "scheduler": f"Scheduler.tick(), at most {scheduler.batch} due stages a tick"}
+            "all_due_ticks": ticks, "scheduler": f"Scheduler.tick(), at most {scheduler.batch} due stages a tick, each stalled and reminded; "
+            "stall alerts to an instant sink, 50 a tick"}
