@@ -15,10 +15,11 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from slack_sdk.web.async_client import AsyncWebClient
 
-from handoff.bot.channels.slack import SlackChannel, build_bolt_app, sdk_logger, slack_handler
+from handoff.bot.channels.slack import SlackChannel, answer_clicks, build_bolt_app, sdk_logger, slack_handler
 from handoff.bot.config import Settings
 from handoff.bot.console import register_console
 from handoff.bot.core.act import Approvals
+from handoff.bot.core.clicks import ClickInbox
 from handoff.bot.core.context import Core
 from handoff.bot.core.deliver import Dispatcher
 from handoff.bot.core.errors import BadEvent, ConfigError, IgnoredEvent, StoreUnavailable
@@ -50,6 +51,7 @@ class Worker:
     tick_s: float = 1.0
     reconciler: Reconciler | None = None
     scheduler: Scheduler | None = None
+    clicks: ClickInbox | None = None
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     quiet: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task | None = None
@@ -77,7 +79,8 @@ class Worker:
         # Replicas sharing one PostgreSQL all drain the inbox and outbox; only the leader polls ERPs and scans for stalls.
         polled = await _isolated("reconcile", self.reconciler.maybe_tick) if self.reconciler and self.reconciler.core.store.try_lead("reconciler") else 0
         scheduled = await _isolated("schedule", self.scheduler.tick) if self.scheduler and self.scheduler.core.store.try_lead("scheduler") else 0
-        return polled + await self.ingestor.drain() + scheduled + await self.dispatcher.drain()
+        replayed = await self.clicks.drain() if self.clicks else 0
+        return polled + replayed + await self.ingestor.drain() + scheduled + await self.dispatcher.drain()
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -252,7 +255,7 @@ def _lifecycle(routing: RoutingConfig, clock: Clock):
             connectors = measure(connectors, app[ERP_CALLS])
             core = Core(store=store, routing=routing, connectors=connectors, clock=clock)
             approvals = Approvals(core)
-            channels = {}
+            channels, clicks = {}, None
             if settings.slack:
                 # Without a session the SDK opens a new ClientSession, connection and DNS lookup (a thread) per call
                 # (slack_sdk/web/async_internal_utils.py _request_with_session): slower, and native memory that grew.
@@ -260,7 +263,8 @@ def _lifecycle(routing: RoutingConfig, clock: Clock):
                                         session=slack_session, logger=sdk_logger())
                 await _check_slack(client)
                 channels["slack"] = SlackChannel(client)
-                app[SLACK] = slack_handler(build_bolt_app(settings.slack, client, approvals, channels["slack"], core),
+                clicks = ClickInbox(core, approvals, answer_clicks(channels["slack"]))
+                app[SLACK] = slack_handler(build_bolt_app(settings.slack, client, approvals, channels["slack"], core, clicks),
                                            settings.slack.signing_secret.get_secret_value())
             if settings.teams:
                 channels["teams"] = TeamsChannel(settings.teams, store, approvals, commands=TeamsCommands(core, approvals, store))
@@ -268,7 +272,7 @@ def _lifecycle(routing: RoutingConfig, clock: Clock):
                 app[TEAMS] = messages_handler(channels["teams"])
             worker = Worker(Ingestor(core), Dispatcher(core, approvals, channels, lease=timedelta(seconds=settings.outbox_lease_s)),
                             reconciler=Reconciler(core, timedelta(seconds=settings.reconcile_every_s)),
-                            scheduler=Scheduler(core, channels))
+                            scheduler=Scheduler(core, channels), clicks=clicks)
             core.wake = worker.wake
             app[CORE], app[WORKER] = core, worker
             worker.start()

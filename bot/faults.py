@@ -7,7 +7,7 @@ import os
 
 log = logging.getLogger(__name__)
 
-POINTS = frozenset({"after_ingest", "after_route", "mid_post", "after_click", "mid_write_back"})
+POINTS = frozenset({"after_ingest", "after_route", "mid_post", "after_ack", "after_click", "mid_write_back"})
 _ENV = "HANDOFF_CRASH_AT"
 
 

@@ -144,7 +144,7 @@ def exposition(core: Core, calls: ErpCalls) -> str:
     conn, now = core.store.conn, core.clock.now()
     out = Exposition()
     out.family("handoff_events_received_total", "counter", "ERP webhooks accepted into the inbox, by source.",
-               _grouped(conn, "SELECT source, COUNT(*) FROM inbox GROUP BY source", "source"))
+               _grouped(conn, "SELECT source, COUNT(*) FROM inbox WHERE kind = 'event' GROUP BY source", "source"))
     out.family("handoff_cards_posted_total", "counter", "Approval cards posted, by chat platform.",
                _grouped(conn, "SELECT platform, COUNT(*) FROM cards GROUP BY platform", "platform"))
     decisions: dict[Labels, float] = defaultdict(float)

@@ -201,6 +201,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE stages ADD COLUMN escalation_level INTEGER NOT NULL DEFAULT 0;
     UPDATE stages SET escalation_level = 1 WHERE escalated_at IS NOT NULL;
     """,
+    # 6: the inbox also keeps Slack clicks (kind 'click'), stored before Slack gets its answer, so a crash after the
+    # answer loses none; ERP events are kind 'event'. Each reader takes its own kind.
+    """
+    ALTER TABLE inbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'event';
+    DROP INDEX inbox_due;
+    CREATE INDEX inbox_due ON inbox(kind, status, next_at);
+    """,
 )
 
 

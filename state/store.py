@@ -141,17 +141,25 @@ class Store:
             row = conn.execute("SELECT id FROM inbox WHERE dedup_key = ?", (event.dedup_key,)).fetchone()
             return row[0], False
 
+    def _leased(self, columns: str, kind: str, now: datetime, limit: int) -> list[tuple]:
+        """Due pending inbox rows of one kind, oldest first; on PostgreSQL each is leased to this replica."""
+        sql = f"SELECT {columns} FROM inbox WHERE kind = ? AND status = 'pending' AND next_at <= ? ORDER BY id LIMIT ?"
+        if not self._shared:
+            return self.conn.execute(sql, (kind, stamp(now), limit)).fetchall()
+        # Replicas share the inbox: each row is leased to one of them, and comes back to any replica once the
+        # lease runs out if its holder dies mid-way.
+        with self.transaction() as conn:
+            rows = conn.execute(sql + " FOR UPDATE SKIP LOCKED", (kind, stamp(now), limit)).fetchall()
+            conn.executemany("UPDATE inbox SET next_at = ? WHERE id = ?", [(stamp(now + self.inbox_lease), r[0]) for r in rows])
+        return rows
+
+    @property
+    def _shared(self) -> bool:
+        """True on PostgreSQL, where several replicas may read the same inbox."""
+        return getattr(self.conn, "dialect", "sqlite") == "postgresql"
+
     def due_events(self, now: datetime, limit: int = 50) -> list[InboxItem]:
-        sql = ("SELECT id, dedup_key, source, model, record_id, received_at, hint, attempts FROM inbox"
-               " WHERE status = 'pending' AND next_at <= ? ORDER BY id LIMIT ?")
-        if getattr(self.conn, "dialect", "sqlite") != "postgresql":
-            rows = self.conn.execute(sql, (stamp(now), limit)).fetchall()
-        else:
-            # Replicas share the inbox: each event is leased to one of them, and comes back to any replica once the
-            # lease runs out if its holder dies mid-way.
-            with self.transaction() as conn:
-                rows = conn.execute(sql + " FOR UPDATE SKIP LOCKED", (stamp(now), limit)).fetchall()
-                conn.executemany("UPDATE inbox SET next_at = ? WHERE id = ?", [(stamp(now + self.inbox_lease), r[0]) for r in rows])
+        rows = self._leased("id, dedup_key, source, model, record_id, received_at, hint, attempts", "event", now, limit)
         return [
             InboxItem(
                 id=row[0],
@@ -179,6 +187,35 @@ class Store:
 
     def inbox_depth(self) -> dict[str, int]:
         return dict(self.conn.execute("SELECT status, COUNT(*) FROM inbox GROUP BY status").fetchall())
+
+    # ---- clicks: kept in the inbox before the chat platform gets its answer
+
+    def keep_click(self, key: str, platform: str, request_id: str, click: str, now: datetime) -> int | None:
+        """Store a click once per key (one insert, one commit); its inbox id, or None for a delivery already kept.
+
+        On PostgreSQL the clicking replica holds a lease on it, so no other replica acts on it while it does; a
+        replica that dies leaves it to the others once the lease runs out.
+        """
+        next_at = now + self.inbox_lease if self._shared else now
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO inbox (kind, dedup_key, source, model, record_id, received_at, hint, next_at)"
+                " VALUES ('click', ?, ?, 'click', ?, ?, ?, ?)",
+                (key, platform, request_id, stamp(now), click, stamp(next_at)),
+            )
+            return cursor.lastrowid if cursor.rowcount == 1 else None
+
+    def due_clicks(self, now: datetime, limit: int = 50) -> list[tuple[int, str]]:
+        """(inbox id, click as stored) for clicks nobody finished: their process died, or its lease ran out."""
+        return [(row[0], row[1]) for row in self._leased("id, hint", "click", now, limit)]
+
+    def settle_click(self, inbox_id: int, note: str) -> bool:
+        """Mark a click handled; False when it already was, so a second run of the same click counts nothing."""
+        cursor = self.conn.execute(
+            "UPDATE inbox SET status = 'done', note = ?, attempts = attempts + 1 WHERE id = ? AND status = 'pending'",
+            (note, inbox_id),
+        )
+        return cursor.rowcount == 1
 
     def first_delivery(self, key: str) -> bool:
         """True the first time a chat platform delivery id is seen: platform retries are not processed twice."""

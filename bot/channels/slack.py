@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Coroutine
 from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, SecretStr
@@ -14,13 +16,15 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from handoff.bot.core.clicks import Answer, ClickInbox, StoredClick
 from handoff.bot.core.context import Core
-from handoff.bot.core.errors import ChatError, ChatRateLimited
+from handoff.bot.core.errors import ChatError, ChatRateLimited, StoreUnavailable
 from handoff.bot.core.events import Event
 from handoff.bot.core.effects import Effects
 from handoff.bot.core.models import Action, ActionResult, CardView, ChatIdentity, Outcome, PostedCard, Target, Verb
 from handoff.bot.core.ports import Approvals
 from handoff.cards import blockkit
+from handoff.bot.faults import crash_point
 from handoff.cards.escape import mrkdwn_message
 
 log = logging.getLogger(__name__)
@@ -163,7 +167,19 @@ def identity_of(body: dict) -> ChatIdentity:
     return ChatIdentity(platform="slack", user_id=user["id"], display_name=user.get("name") or user.get("username"))
 
 
-def build_bolt_app(settings: SlackSettings, client: AsyncWebClient, approvals: Approvals, channel: SlackChannel, core: Core) -> AsyncApp:
+def answer_clicks(channel: SlackChannel) -> Answer:
+    """How a Slack click is answered: a counted approval shows on the card itself, anything else privately."""
+
+    async def answer(click: StoredClick, result: ActionResult) -> None:
+        counted = result.outcome in {Outcome.RECORDED, Outcome.STAGE_DECIDED, Outcome.REQUEST_DECIDED}
+        if click.reply_to and not (counted and click.action.verb is Verb.APPROVE):
+            await channel.whisper(click.reply_to, click.action.actor.user_id, result.message)
+
+    return answer
+
+
+def build_bolt_app(settings: SlackSettings, client: AsyncWebClient, approvals: Approvals, channel: SlackChannel, core: Core,
+                   clicks: ClickInbox) -> AsyncApp:
     """The bolt app: signature checks (5-minute window), ack within 3 s, then the work."""
     from . import slack_commands as commands  # it builds on this module, so it is imported once this one is complete
 
@@ -177,23 +193,35 @@ def build_bolt_app(settings: SlackSettings, client: AsyncWebClient, approvals: A
     )
     later = core.followups.start
 
-    async def tell(body: dict, result: ActionResult) -> None:
-        container = body.get("container") or {}
-        channel_id = container.get("channel_id") or (body.get("channel") or {}).get("id")
-        if channel_id:
-            await channel.whisper(channel_id, body["user"]["id"], result.message)
+    def kept(key: str, body: dict, verb: Verb, binding: tuple[str, int, int], reply_to: str | None,
+             comment: str | None = None) -> Coroutine[Any, Any, None] | None:
+        """Store the click before the ack (stored before acknowledged); the work that decides it once Slack has its
+        answer, or None for a second delivery of a click already stored."""
+        request_id, version, stage = binding
+        click = StoredClick(key=key, reply_to=reply_to, action=Action(
+            request_id=request_id, version=version, stage=stage, verb=verb, actor=identity_of(body), comment=comment))
+        try:
+            inbox_id = clicks.keep(click)
+        except StoreUnavailable as down:
+            # Decided without a stored copy, as before: if the database stays away the person is told it wasn't counted.
+            log.warning("click.not_stored", extra={"request_id": request_id, "error": str(down)})
+            return decide(None, click)
+        return None if inbox_id is None else decide(inbox_id, click)
 
-    async def decide(body: dict, verb: Verb, value: str, comment: str | None = None) -> None:
-        request_id, version, stage = parse_binding(value)
-        action = Action(request_id=request_id, version=version, stage=stage, verb=verb, actor=identity_of(body), comment=comment)
-        result = await approvals.act(action)
-        if result.outcome not in {Outcome.RECORDED, Outcome.STAGE_DECIDED, Outcome.REQUEST_DECIDED} or verb is not Verb.APPROVE:
-            await tell(body, result)
+    async def decide(inbox_id: int | None, click: StoredClick) -> None:
+        crash_point("after_ack")
+        await clicks.handle(inbox_id, click)
 
     @app.action("handoff.approve")
     async def on_approve(ack, body, action):
+        # Slack sends no click id: the message, the moment of the click (microseconds) and who clicked name it.
+        container = body.get("container") or {}
+        key = f"slack:{container.get('message_ts')}:{action['action_ts']}:{body['user']['id']}"
+        work = kept(key, body, Verb.APPROVE, parse_binding(action["value"]),
+                    container.get("channel_id") or (body.get("channel") or {}).get("id"))
         await ack()
-        later(decide(body, Verb.APPROVE, action["value"]), "slack approve")
+        if work is not None:
+            later(work, "slack approve")
 
     async def open_modal(body: dict, action: dict, build) -> None:
         request_id, version, stage = parse_binding(action["value"])
@@ -223,9 +251,12 @@ def build_bolt_app(settings: SlackSettings, client: AsyncWebClient, approvals: A
             block_id = next(iter(view["state"]["values"]), "reason")
             await ack(response_action="errors", errors={block_id: missing})
             return
+        # A modal is submitted once: its view id and who submitted it name the click.
+        work = kept(f"slack:{view['id']}:{body['user']['id']}", body, verb, (str(meta["r"]), int(meta["v"]), int(meta["s"])),
+                    meta.get("channel"), comment=text)
         await ack()
-        body = {**body, "container": {"channel_id": meta.get("channel")}}
-        later(decide(body, verb, json.dumps({"r": meta["r"], "v": meta["v"], "s": meta["s"]}), comment=text), f"slack {verb.value}")
+        if work is not None:
+            later(work, f"slack {verb.value}")
 
     @app.view("handoff.reject_modal")
     async def on_reject_submit(ack, body, view):

@@ -97,7 +97,7 @@ class Approvals:
         assert person is not None
         stage = delegation.deciding_stage(core, request)
         if action.verb is Verb.ASK_INFO:
-            return self._ask_info(request, person, action.comment or "")
+            return self._ask_info(action, request, person)
         try:
             if await self._unchanged(request):
                 return self._record(action, request, person, stage)
@@ -167,17 +167,26 @@ class Approvals:
             return ActionResult(outcome=Outcome.ALREADY_DECIDED, message="You already decided this stage.", decided_by=person.name)
         return None
 
-    def _ask_info(self, request: RequestState, person: Person, question: str) -> ActionResult:
-        core, now = self.core, self.core.clock.now()
+    def _ask_info(self, action: Action, request: RequestState, person: Person) -> ActionResult:
+        core, now, question = self.core, self.core.clock.now(), action.comment or ""
         requester = core.routing.people.get(request.requester) if request.requester else None
-        with core.store.transaction() as conn:
-            core.store.log(request.id, Event.INFO_REQUESTED, person.key, {"question": question, "stage": request.stage})
-            effects = Effects(conn, now)
-            effects.thread(request.id, f"{person.name} asks: {inert(question)}", mention=requester.key if requester else None)
-            effects.update_cards(request.id)
+        try:
+            with core.store.transaction() as conn:
+                self._settle(action)  # the question is asked in the thread once, however often the click is replayed
+                core.store.log(request.id, Event.INFO_REQUESTED, person.key, {"question": question, "stage": request.stage})
+                effects = Effects(conn, now)
+                effects.thread(request.id, f"{person.name} asks: {inert(question)}", mention=requester.key if requester else None)
+                effects.update_cards(request.id)
+        except _Lost as lost:
+            return lost.result
         core.wake()
         who = requester.name if requester else "the requester"
         return ActionResult(outcome=Outcome.INFO_REQUESTED, message=f"Your question was sent to {who} in the card's thread.")
+
+    def _settle(self, action: Action) -> None:
+        """Settle the stored click in the transaction that acts on it: a click another run already settled does nothing."""
+        if action.inbox_id is not None and not self.core.store.settle_click(action.inbox_id, f"{action.verb.value} counted"):
+            raise _Lost(ActionResult(outcome=Outcome.ALREADY_DECIDED, message="This click was already counted."))
 
     def _closed_in_erp(self, request: RequestState, live: ErpRecord) -> ActionResult:
         core = self.core
@@ -213,6 +222,7 @@ class Approvals:
         core, store = self.core, self.core.store
         request = store.get_request(action.request_id)
         assert request is not None
+        self._settle(action)
         if request.status is not RequestStatus.OPEN or request.stage != action.stage or request.version != action.version:
             winner = next((s.decided_by for s in store.stages(request.id) if s.stage == action.stage and s.decided_by), None)
             raise _Lost(ActionResult(

@@ -205,6 +205,8 @@ class Action(Frozen):
     verb: Verb
     actor: ChatIdentity
     comment: str | None = None
+    # The stored click's inbox row (core/clicks.py): settled in the transaction that counts it, so a replay counts once.
+    inbox_id: int | None = None
 
 
 class RequestStatus(StrEnum):

@@ -1,8 +1,10 @@
-"""A click whose database transaction is lost with its connection is counted once, or the person is told it wasn't."""
+"""A click whose database transaction is lost with its connection is counted once: at once, or once the database answers
+again when the click was stored; one the database could not even store is not counted, and the person is told."""
 
 from __future__ import annotations
 
 
+from handoff.bot.core.clicks import KEPT_FOR_LATER
 from handoff.bot.core.errors import StoreUnavailable
 from handoff.bot.core.events import Event
 from handoff.bot.fakes.waiting import wait_until
@@ -42,9 +44,31 @@ async def test_a_click_cut_off_by_a_lost_connection_is_acted_on_once_more_and_co
     assert stack.whispers_to("dana") == []
 
 
-async def test_a_click_while_the_database_stays_away_is_not_counted_and_the_person_is_told(stack):
+async def test_a_stored_click_the_database_cuts_off_is_counted_once_it_answers_without_a_second_click(stack):
     await stack.send_order("P00045")
     card = await stack.card(PROCUREMENT, "P00045")
+    lose_connection_at_votes(stack, times=2)
+
+    status, _ = await stack.click("dana", card, "handoff.approve")
+    assert status == 200
+    told = await wait_until(lambda: stack.whispers_to("dana"), what="a word to the person who clicked")
+    assert told == [KEPT_FOR_LATER]
+    # The click was stored before Slack's answer: the worker acts on it again once the database answers.
+    await wait_until(lambda: stack.order_state("P00045") == "purchase", timeout=10, what="the saved click's approval")
+    assert decisions(stack, "P00045") == [Event.DECISION_RECORDED]
+    assert stack.odoo.calls["purchase.order.button_approve"] == 1
+    assert stack.whispers_to("dana") == [KEPT_FOR_LATER]
+
+
+async def test_a_click_the_database_could_not_store_is_not_counted_and_the_person_is_told(stack):
+    await stack.send_order("P00045")
+    card = await stack.card(PROCUREMENT, "P00045")
+    keep = stack.store.keep_click
+
+    def unreachable(*args, **kwargs):
+        raise StoreUnavailable("The PostgreSQL database is unreachable: the transaction was rolled back.", retry_after=0)
+
+    stack.store.keep_click = unreachable
     lose_connection_at_votes(stack, times=2)
 
     status, _ = await stack.click("dana", card, "handoff.approve")
@@ -53,5 +77,6 @@ async def test_a_click_while_the_database_stays_away_is_not_counted_and_the_pers
     assert told == ["Handoff's database is unreachable right now, so your decision was not counted; try again in a minute."]
     assert decisions(stack, "P00045") == [] and stack.order_state("P00045") != "purchase"
 
+    stack.store.keep_click = keep
     assert (await stack.click("dana", card, "handoff.approve"))[0] == 200
     await wait_until(lambda: stack.order_state("P00045") == "purchase", timeout=10, what="the second click's approval")

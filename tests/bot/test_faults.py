@@ -15,5 +15,5 @@ def test_an_unarmed_point_does_nothing(monkeypatch):
 
 
 def test_a_misspelt_point_is_a_bug_caught_at_once():
-    with pytest.raises(ValueError, match=r"^'mid-post' is not a crash point; use one of \['after_click', "):
+    with pytest.raises(ValueError, match=r"^'mid-post' is not a crash point; use one of \['after_ack', 'after_click', "):
         crash_point("mid-post")
