@@ -81,15 +81,8 @@ class ScheduleStore:
         ).fetchall()
         return [DueStage(r[0], r[1], r[2], datetime.fromisoformat(r[3])) for r in rows]
 
-    def set_due(self, request_id: str, stage: int, due_at: datetime | None, step: int) -> None:
-        """Schedule the stage's next step; None retires it for good."""
-        self.conn.execute(
-            "UPDATE stages SET due_at = ?, due_step = ? WHERE request_id = ? AND stage = ?",
-            (stamp(due_at) if due_at else NEVER, step, request_id, stage),
-        )
-
     def set_due_many(self, plans: Iterable[tuple[str, int, datetime | None, int]]) -> None:
-        """set_due for each (request id, stage, due at, step) in one executemany (pipelined on PostgreSQL)."""
+        """Schedule each (request id, stage, due at, step)'s next step, None retiring it for good; one executemany."""
         self.conn.executemany(
             "UPDATE stages SET due_at = ?, due_step = ? WHERE request_id = ? AND stage = ?",
             [(stamp(due_at) if due_at else NEVER, step, request_id, stage) for request_id, stage, due_at, step in plans],

@@ -51,18 +51,18 @@ class Scheduler:
         return calendar_of(self.core, request).add(started_at, self.fraction(step) * stage.sla_hours)
 
     def _plan(self, now: datetime) -> int:
-        store = self.core.store
         planned = self.due.unplanned(self.batch)
         if not planned:
             return 0
-        with store.transaction():
+        with self.core.store.transaction():
+            requests, schedule = self.core.store.get_requests([row.request_id for row in planned]), []
             for row in planned:
-                request = store.get_request(row.request_id)
+                request = requests.get(row.request_id)
                 if request is None or request.status is not RequestStatus.OPEN:
-                    self.due.set_due(row.request_id, row.stage, None, 0)
+                    schedule.append((row.request_id, row.stage, None, 0))
                     continue
-                stage = request.plan.stages[row.stage]
-                self.due.set_due(row.request_id, row.stage, self.due_at(request, stage, row.started_at, 0), 0)
+                schedule.append((row.request_id, row.stage, self.due_at(request, request.plan.stages[row.stage], row.started_at, 0), 0))
+            self.due.set_due_many(schedule)
         return 0  # planning alone sends nothing, so it must not make the worker spin
 
     def _fire(self, now: datetime) -> int:
@@ -123,6 +123,17 @@ class Scheduler:
             else:
                 schedule.append((request.id, stage.index, self.due_at(request, stage, row.started_at, row.step + 1), row.step + 1))
         done += self._escalate(held, escalations, now)
+        sent = self._send(held, sends, now)
+        self.due.set_due_many(schedule)
+        held.flush(self.due, now)
+        reminded = Counter((reminder.request_id, reminder.stage) for reminder in sent)
+        for request, stage, row in steps:
+            log.info("schedule.step", extra={"request_id": request.id, "stage": stage.index, "step": row.step,
+                                             "fraction": self.fraction(row.step), "reminded": reminded[request.id, stage.index]})
+        return done + len(sent)
+
+    def _send(self, held: Held, sends: list[tuple[Reminder, Target | None, str]], now: datetime) -> set[Reminder]:
+        """Queue each reminder the first time it is claimed (this tick or ever, across replicas); returns those queued."""
         claimed, sent = self.due.remind_each_once([reminder for reminder, _, _ in sends], now), set()
         for reminder, target, text in sends:
             if reminder not in claimed or reminder in sent:
@@ -131,15 +142,9 @@ class Scheduler:
             if target is None:
                 held.effects.thread(reminder.request_id, text)
             else:
-                held.effects.notify(target, text, reminder.request_id,
-                               key=f"remind:{reminder.request_id}:{reminder.stage}:{reminder.step}:{reminder.recipient}")
-        self.due.set_due_many(schedule)
-        held.flush(self.due, now)
-        reminded = Counter((reminder.request_id, reminder.stage) for reminder in sent)
-        for request, stage, row in steps:
-            log.info("schedule.step", extra={"request_id": request.id, "stage": stage.index, "step": row.step,
-                                             "fraction": self.fraction(row.step), "reminded": reminded[request.id, stage.index]})
-        return done + len(sent)
+                key = f"remind:{reminder.request_id}:{reminder.stage}:{reminder.step}:{reminder.recipient}"
+                held.effects.notify(target, text, reminder.request_id, key=key)
+        return sent
 
     def _recipients(self, request: RequestState, stage: StagePlan, voted: set[str]) -> list[tuple[str, str | None, Target | None]]:
         """(who, time zone, DM target) per reminder: each undecided approver's DM, or the channel card's thread."""
