@@ -35,15 +35,20 @@ INBOX_LEASE = timedelta(minutes=2)
 
 
 # Ids per `IN (...)` list: well under SQLite's (32,766) and PostgreSQL's (65,535) limits on parameters.
-CHUNK = 500
+CHUNK = 512
 
 
 def in_chunks(values: Collection) -> Iterator[tuple[tuple, str]]:
-    """(values, "?,?,…") per chunk of at most CHUNK distinct values, for `WHERE x IN (...)` reads."""
+    """(values, "?,?,…") per chunk of at most CHUNK distinct values, for `WHERE x IN (...)` reads.
+
+    A chunk is padded to a power of two by repeating its last value (harmless in IN): a few statement texts per query
+    rather than one per batch size, for the translation cache and PostgreSQL's prepared statements.
+    """
     distinct = tuple(dict.fromkeys(values))
     for start in range(0, len(distinct), CHUNK):
         chunk = distinct[start:start + CHUNK]
-        yield chunk, ",".join("?" * len(chunk))
+        width = 1 << (len(chunk) - 1).bit_length()
+        yield chunk + chunk[-1:] * (width - len(chunk)), ",".join("?" * width)
 
 
 @dataclass(frozen=True)
