@@ -64,7 +64,11 @@ class ClickInbox:
                 result = ActionResult(outcome=Outcome.STORE_UNREACHABLE, message=KEPT_FOR_LATER)
             elif inbox_id is not None:
                 # Refusals and outcomes that record nothing settle here; a counted decision settled in its transaction.
-                self.core.store.settle_click(inbox_id, result.outcome.value)
+                first = self.core.store.settle_click(inbox_id, result.outcome.value)
+                if not first and result.outcome is Outcome.ALREADY_DECIDED:
+                    # Another run of this very click (a replica whose lease ran out) counted it and answers for it.
+                    log.info("click.duplicate", extra={"request_id": action.request_id, "verb": action.verb.value})
+                    return
             await self.answer(click, result)
         finally:
             if inbox_id is not None:

@@ -4,9 +4,11 @@ again when the click was stored; one the database could not even store is not co
 from __future__ import annotations
 
 
+from handoff.bot.app import WORKER
 from handoff.bot.core.clicks import KEPT_FOR_LATER
 from handoff.bot.core.errors import StoreUnavailable
 from handoff.bot.core.events import Event
+from handoff.bot.fakes.stack import local_stack
 from handoff.bot.fakes.waiting import wait_until
 
 PROCUREMENT = "C0PROCURE"
@@ -44,20 +46,24 @@ async def test_a_click_cut_off_by_a_lost_connection_is_acted_on_once_more_and_co
     assert stack.whispers_to("dana") == []
 
 
-async def test_a_stored_click_the_database_cuts_off_is_counted_once_it_answers_without_a_second_click(stack):
-    await stack.send_order("P00045")
-    card = await stack.card(PROCUREMENT, "P00045")
-    lose_connection_at_votes(stack, times=2)
+async def test_a_stored_click_the_database_cuts_off_is_counted_once_it_answers_without_a_second_click(tmp_path, clock):
+    async with local_stack(tmp_path / "handoff.db", clock=clock) as stack:
+        await stack.send_order("P00045")
+        card = await stack.card(PROCUREMENT, "P00045")
+        lose_connection_at_votes(stack, times=2)
 
-    status, _ = await stack.click("dana", card, "handoff.approve")
-    assert status == 200
-    told = await wait_until(lambda: stack.whispers_to("dana"), what="a word to the person who clicked")
-    assert told == [KEPT_FOR_LATER]
-    # The click was stored before Slack's answer: the worker acts on it again once the database answers.
-    await wait_until(lambda: stack.order_state("P00045") == "purchase", timeout=10, what="the saved click's approval")
-    assert decisions(stack, "P00045") == [Event.DECISION_RECORDED]
-    assert stack.odoo.calls["purchase.order.button_approve"] == 1
-    assert stack.whispers_to("dana") == [KEPT_FOR_LATER]
+        status, _ = await stack.click("dana", card, "handoff.approve")
+        assert status == 200
+        told = await wait_until(lambda: stack.whispers_to("dana"), what="a word to the person who clicked")
+        assert told == [KEPT_FOR_LATER]
+        # The click was stored before Slack's answer: the worker acts on it again once the database answers, on
+        # PostgreSQL once the clicking replica's lease on it has run out.
+        clock.advance(seconds=stack.store.inbox_lease.total_seconds())
+        stack.app[WORKER].wake()
+        await wait_until(lambda: stack.order_state("P00045") == "purchase", timeout=10, what="the saved click's approval")
+        assert decisions(stack, "P00045") == [Event.DECISION_RECORDED]
+        assert stack.odoo.calls["purchase.order.button_approve"] == 1
+        assert stack.whispers_to("dana") == [KEPT_FOR_LATER]
 
 
 async def test_a_click_the_database_could_not_store_is_not_counted_and_the_person_is_told(stack):

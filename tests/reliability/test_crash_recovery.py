@@ -99,3 +99,28 @@ async def test_a_crash_after_the_decision_writes_it_back_exactly_once(handoff, p
     assert [logged.count(e) for e in (Event.DECISION_RECORDED, Event.ERP_UPDATED, Event.REQUEST_COMPLETED)] == [1, 1, 1]
     assert len(fakes.cards(PROCUREMENT, "P00043")) == 1
     assert chain_ok(handoff.database)
+
+
+async def test_a_crash_after_slacks_answer_to_a_click_still_decides_it_once(handoff):
+    """Slack had its 200, so it never resends the click: the click was stored before the answer, and the restart decides it."""
+    fakes = handoff.fakes
+    await handoff.start(crash_at="after_ack")
+    assert await handoff.send_order("P00043") == 200
+    card = await wait_until(lambda: next(iter(fakes.cards(PROCUREMENT, "P00043")), None), timeout=20, what="the card")
+    assert await handoff.click("erik", card, "handoff.approve") == 200, "Slack got its answer before the process died"
+    assert await handoff.died() == KILLED
+    assert Event.DECISION_RECORDED not in events(handoff.database, "P00043"), "the process died before deciding"
+
+    await handoff.start()
+    order = fakes.odoo.db.records["purchase.order"][fakes.orders["P00043"]]
+    await wait_until(lambda: order["state"] == "purchase", timeout=20, what="the approval in Odoo")
+    await wait_until(lambda: settled(handoff.database), timeout=20, what="the queues to drain")
+    await wait_until(lambda: Event.REQUEST_COMPLETED in events(handoff.database, "P00043"), timeout=20, what="the request to complete")
+
+    assert fakes.odoo.calls["purchase.order.button_approve"] == 1
+    logged = events(handoff.database, "P00043")
+    assert [logged.count(e) for e in (Event.DECISION_RECORDED, Event.ERP_UPDATED, Event.REQUEST_COMPLETED)] == [1, 1, 1]
+    [shown] = fakes.cards(PROCUREMENT, "P00043")
+    assert shown.updates, "the card was updated in place"
+    assert "handoff.approve" not in str(shown.blocks), "the decided card offers no buttons"
+    assert chain_ok(handoff.database)

@@ -94,3 +94,26 @@ async def test_one_replica_killed_mid_post_leaves_one_card_per_order_and_one_wri
     assert {r: len(slack_cards(PROCUREMENT, r)) for r in ORDERS} == dict.fromkeys(ORDERS, 1)
     checked = decision_log.verify(store.conn)
     assert checked.ok, checked.problems
+
+
+async def test_a_click_one_replica_answered_and_died_on_is_decided_by_the_other_once_its_lease_runs_out(replicas):
+    doomed, survivor, store = replicas
+    await doomed.start(crash_at="after_ack")
+    await survivor.start()
+    reference, odoo = ORDERS[0], doomed.fakes.odoo
+    assert await survivor.send_order(reference) == 200
+    card = await wait_until(lambda: next(iter(doomed.fakes.cards(PROCUREMENT, reference)), None), timeout=20, what="the card")
+
+    # Slack's answer came from the doomed replica, which died before deciding: Slack will never send this click again.
+    assert await doomed.click("dana", card, "handoff.approve") == 200
+    assert await doomed.died() == KILLED
+
+    order = odoo.db.records["purchase.order"][doomed.fakes.orders[reference]]
+    await wait_until(lambda: order["state"] == "purchase", timeout=20, what="the survivor to decide the stored click")
+    await wait_until(lambda: logged(store, Event.REQUEST_COMPLETED) == {reference: 1}, timeout=20, what="the request to complete")
+    await wait_until(lambda: leftovers(store) == {"inbox": 0, "outbox": 0}, timeout=20, what="the queues to drain")
+    assert odoo.calls["purchase.order.button_approve"] == 1
+    assert logged(store, Event.DECISION_RECORDED) == {reference: 1}
+    assert "handoff.approve" not in str(doomed.fakes.slack.message(PROCUREMENT, card.ts).blocks), "the card shows the decision"
+    checked = decision_log.verify(store.conn)
+    assert checked.ok, checked.problems
