@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import sys
@@ -54,6 +55,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     routing = load_routing(Path(args.routing or settings.routing))
     app = create_app(settings, routing)
+    # Everything built so far (modules, botbuilder's and msrest's model classes, the routing) lives as long as the
+    # process; frozen out of the collector, a full collection scans only what requests made: ~5 ms, not 60-120 ms
+    # that stalled every in-flight request (Teams click -> ack p99, `handoff bench`).
+    gc.collect()
+    gc.freeze()
     # run_app turns SIGTERM/SIGINT into a graceful shutdown: cleanup contexts drain the worker.
     web.run_app(app, host=settings.host, port=settings.port, access_log_class=QuietAccessLogger, print=None)
     return 0
