@@ -25,6 +25,7 @@ from handoff.bot.core.deliver import Dispatcher
 from handoff.bot.core.errors import BadEvent, ConfigError, IgnoredEvent, StoreUnavailable
 from handoff.bot.core.ingest import Ingestor
 from handoff.bot.core.models import SourceEvent
+from handoff.bot.core.pacing import Budget, Pacer
 from handoff.bot.core.ports import Clock, SystemClock
 from handoff.bot.core.reconcile import Reconciler
 from handoff.bot.core.retry import Backoff
@@ -246,12 +247,15 @@ def _lifecycle(routing: RoutingConfig, clock: Clock):
         slack_session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         try:
             connectors = {}
+            # One pacer for the outbox and the connectors: a Dataverse application user has one budget, whoever spends it.
+            pacer = Pacer()
             if settings.odoo:
                 # The core owns retry policy (patient for enrichment, brief for clicks): one attempt per call here.
                 connectors["odoo"] = odoo.OdooConnector(settings.odoo, session, backoff=Backoff(attempts=1))
             if settings.dataverse:
                 tokens = dataverse.MsalTokenProvider(settings.dataverse, verify=settings.dataverse.ca_bundle)
-                connectors["dataverse"] = dataverse.DataverseConnector(settings.dataverse, session, tokens, backoff=Backoff(attempts=1))
+                connectors["dataverse"] = dataverse.DataverseConnector(settings.dataverse, session, tokens, backoff=Backoff(attempts=1),
+                                                                       budget=Budget(pacer, "erp.dataverse", clock))
             connectors = measure(connectors, app[ERP_CALLS])
             core = Core(store=store, routing=routing, connectors=connectors, clock=clock)
             approvals = Approvals(core)
@@ -270,7 +274,7 @@ def _lifecycle(routing: RoutingConfig, clock: Clock):
                 channels["teams"] = TeamsChannel(settings.teams, store, approvals, commands=TeamsCommands(core, approvals, store))
                 await channels["teams"].check()
                 app[TEAMS] = messages_handler(channels["teams"])
-            worker = Worker(Ingestor(core), Dispatcher(core, approvals, channels, lease=timedelta(seconds=settings.outbox_lease_s)),
+            worker = Worker(Ingestor(core), Dispatcher(core, approvals, channels, lease=timedelta(seconds=settings.outbox_lease_s), pacer=pacer),
                             reconciler=Reconciler(core, timedelta(seconds=settings.reconcile_every_s)),
                             scheduler=Scheduler(core, channels), clicks=clicks)
             core.wake = worker.wake

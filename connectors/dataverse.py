@@ -15,6 +15,7 @@ import aiohttp
 
 from handoff.bot.core.errors import ConfigError, ErpConflict, ErpRefused
 from handoff.bot.core.models import Decision, ErpPerson, ErpRecord, Line, RecordRef, SourceEvent, Verb, VendorHistory
+from handoff.bot.core.pacing import Budget
 from handoff.bot.core.retry import Backoff
 
 from . import dataverse_changes
@@ -42,9 +43,10 @@ class DataverseConnector:
         token_provider: TokenProvider,
         backoff: Backoff = Backoff(),
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        budget: Budget | None = None,
     ) -> None:
         self.settings = settings
-        self._api = WebApi(settings.url, session, token_provider, backoff, sleep)
+        self._api = WebApi(settings.url, session, token_provider, backoff, sleep, budget)
 
     async def fetch_record(self, ref: RecordRef) -> ErpRecord:
         """The record as it is now, with its lines, attachment count, the vendor's open orders and the ETag."""

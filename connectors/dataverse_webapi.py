@@ -13,6 +13,7 @@ import aiohttp
 from yarl import URL
 
 from handoff.bot.core.errors import ErpConflict, ErpError, ErpRefused, ErpThrottled, ErpUnavailable, RecordNotFound
+from handoff.bot.core.pacing import Budget
 from handoff.bot.core.retry import Backoff, with_retries
 
 from .dataverse_auth import TokenProvider
@@ -27,7 +28,8 @@ FORMATTED = "OData.Community.Display.V1.FormattedValue"
 
 
 class WebApi:
-    """One environment's Web API. Every request is retried on throttling and outages, as api-limits.md asks."""
+    """One environment's Web API. Every request is retried on throttling and outages, as api-limits.md asks, and
+    waits for its slot in the application user's budget when one is given."""
 
     def __init__(
         self,
@@ -36,12 +38,14 @@ class WebApi:
         tokens: TokenProvider,
         backoff: Backoff,
         sleep: Callable[[float], Awaitable[None]],
+        budget: Budget | None = None,
     ) -> None:
         self.base_url = base_url
         self._session = session
         self._tokens = tokens
         self._backoff = backoff
         self._sleep = sleep
+        self._budget = budget
 
     async def get(self, path: str, params: Mapping[str, str], prefer: str | None = None) -> dict:
         headers = {"Prefer": prefer} if prefer else {}
@@ -87,6 +91,8 @@ class WebApi:
 
     async def _request(self, method: str, url: URL, payload: dict | None, extra: Mapping[str, str]) -> tuple[int, bytes, str | None]:
         headers = {**ODATA_HEADERS, **extra, "Authorization": f"Bearer {await self._tokens.token()}"}
+        if self._budget is not None:
+            await self._budget.acquire()  # every request counts against the application user's limit, whoever asks
         try:
             async with self._session.request(method, url, json=payload, headers=headers) as response:
                 return response.status, await response.read(), response.headers.get("Retry-After")

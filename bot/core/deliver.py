@@ -17,7 +17,7 @@ from .effects import Effect, Effects
 from .errors import ChatError, ChatRateLimited, ErpConflict, ErpError, ErpThrottled, ErpUnavailable, HandoffError
 from .events import Event
 from .models import CardView, Decision, ErpRecord, PostedCard, RequestState, RequestStatus, Target, Verb
-from .pacing import Pacer
+from .pacing import Pacer, prepaid
 from .ports import ChatChannel, CountsRequests, FindsCards
 from .retry import Backoff
 from .route import ops_target
@@ -73,12 +73,14 @@ class Dispatcher:
 
     async def _paced(self, destination: str, item: OutboxItem) -> None:
         now = self.core.clock.now()
-        slot = self.pacer.reserve(destination, now, str(item.id), self._cost(item, destination))
+        cost = self._cost(item, destination)
+        slot = self.pacer.reserve(destination, now, str(item.id), cost)
         if slot > now:
             # Skipped, not blocked: items for other destinations in this batch still go out now.
             outbox.postpone(self.core.store.conn, item.id, slot)
             return
-        await self._deliver(item, destination)
+        with prepaid(destination, cost):  # the connector's budget must not count these calls twice
+            await self._deliver(item, destination)
 
     def _destination(self, item: OutboxItem) -> str:
         """Where the item's traffic lands, as the platform counts it for rate limits."""

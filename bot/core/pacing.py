@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import bisect
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+
+from .ports import Clock
 
 
 # One lane ("teams.post:19:a@thread.tacv2"), or several an item touches at once (a card edit in two conversations).
@@ -72,6 +77,13 @@ class Pacer:
         held = self._held.pop(key, None)
         if held is not None and held[0] == destination and held[1] <= now:
             return now
+        at = self.book(destination, now, cost)
+        if at > now:
+            self._held[key] = (destination, at, cost)
+        return at
+
+    def book(self, destination: Destination, now: datetime, cost: int = 1) -> datetime:
+        """The earliest slot for `cost` calls to `destination`, taken for a caller that waits for it itself."""
         lanes = [(name, self._lane(name)) for name in self._lane_names(destination)]
         # A destination's own slots are handed out in order (its queue is in order), so each starts after its last.
         own = [self._lanes[name] for name in _own(destination)]
@@ -87,8 +99,6 @@ class Pacer:
             for sends in lane.sends:
                 for _ in range(cost):
                     bisect.insort(sends, at)
-        if at > now:
-            self._held[key] = (destination, at, cost)
         return at
 
     def pause(self, destination: Destination, until: datetime) -> None:
@@ -116,6 +126,45 @@ class Pacer:
 
     def _lane(self, name: str) -> _Lane:
         return self._lanes.setdefault(name, _Lane([[] for _ in self._limits(name)]))
+
+
+# Calls the outbox reserved for the item being delivered, per destination; a list, so the tasks an item's calls fan out
+# into (asyncio.gather copies the context) spend one count.
+_PREPAID: ContextVar[dict[str, list[int]] | None] = ContextVar("handoff_prepaid", default=None)
+
+
+@contextmanager
+def prepaid(destination: str, calls: int) -> Iterator[None]:
+    """The first `calls` calls to `destination` inside this block were reserved already (by the outbox): they don't
+    draw from its Budget again."""
+    token = _PREPAID.set({**(_PREPAID.get() or {}), destination: [calls]})
+    try:
+        yield
+    finally:
+        _PREPAID.reset(token)
+
+
+@dataclass
+class Budget:
+    """One destination's pacing for calls made outside the outbox (enrichment, a click's check, reconcile polls), so
+    they and the outbox's write-backs share one budget: e.g. a Dataverse application user's 6000 requests in 5 min."""
+
+    pacer: Pacer
+    destination: str
+    clock: Clock
+    # Tests run on a simulated clock: they move it instead of sleeping.
+    wait_until: Callable[[datetime], Awaitable[None]] | None = None
+
+    async def acquire(self) -> None:
+        """Return when one more call may go: at once when the outbox reserved it, else at the budget's next free slot."""
+        left = (_PREPAID.get() or {}).get(self.destination)
+        if left and left[0] > 0:
+            left[0] -= 1
+            return
+        now = self.clock.now()
+        at = self.pacer.book(self.destination, now)
+        if at > now:
+            await (self.wait_until(at) if self.wait_until else asyncio.sleep((at - now).total_seconds()))
 
 
 def _own(destination: Destination) -> tuple[str, ...]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import aiohttp
@@ -18,9 +18,11 @@ from handoff.bot.core.context import Core
 from handoff.bot.core.deliver import Dispatcher
 from handoff.bot.core.effects import Effect, Effects
 from handoff.bot.core.enrich import build_packet
-from handoff.bot.core.models import Decision, ErpRecord, RecordRef, RequestStatus, Target, Verb
+from handoff.bot.core.ingest import Ingestor
+from handoff.bot.core.models import Action, ChatIdentity, Decision, ErpRecord, RecordRef, RequestStatus, SourceEvent, Target, Verb
+from handoff.bot.core.pacing import Budget, Limit, Pacer
 from handoff.bot.core.retry import Backoff
-from handoff.bot.core.route import RouteFacts, plan_route
+from handoff.bot.core.route import RouteFacts, members, plan_route
 from handoff.bot.fakes.dataverse import FakeDataverse
 from handoff.bot.fakes.entra import FakeEntra
 from handoff.bot.fakes.slack import FakeSlack, RateLimits
@@ -79,17 +81,24 @@ async def dataverse_world(tmp_path, clock, aiohttp_server):
     settings = DataverseSettings(url=str(dataverse_server.make_url("")).rstrip("/"), tenant_id=TENANT, client_id=CLIENT_ID,
                                  client_secret=CLIENT_SECRET, webhook_key="hook-key")
     store = Store(":memory:", clock)
+    pacer = Pacer()
     async with aiohttp.ClientSession() as session:
         tokens = ClientCredentials(session, f"{entra_url}/{TENANT}/oauth2/v2.0/token", settings.resource_scope)
-        # Wired as app.py wires it: one attempt per call (the outbox retries), measured.
-        connector = DataverseConnector(settings, session, tokens, backoff=Backoff(attempts=1))
+        # Wired as app.py wires it: one attempt per call (the outbox retries), measured, drawing every request from the
+        # budget the outbox paces write-backs with. A request that must wait moves the simulated clock to its slot.
+        budget = Budget(pacer, "erp.dataverse", clock, wait_until=lambda at: jump(clock, at))
+        connector = DataverseConnector(settings, session, tokens, backoff=Backoff(attempts=1), budget=budget)
         core = Core(store=store, routing=load_routing(SAMPLE_ROUTING), connectors=measure({"dataverse": connector}, ErpCalls()),
-                    clock=clock)
+                    clock=clock, sleep=lambda seconds: jump(clock, clock.now() + timedelta(seconds=seconds)))
         approvals = Approvals(core)
         try:
-            yield core, approvals, fake
+            yield core, approvals, fake, pacer
         finally:
             store.close()
+
+
+async def jump(clock, at: datetime) -> None:
+    clock.at = max(clock.at, at)
 
 
 def decided(core: Core, fake: FakeDataverse, count: int) -> list[str]:
@@ -117,8 +126,8 @@ def approved_at(fake: FakeDataverse, order_id: str) -> datetime:
 
 
 async def test_a_month_end_wave_of_write_backs_goes_out_at_the_service_protection_limit(dataverse_world, clock):
-    core, approvals, fake = dataverse_world
-    dispatcher = Dispatcher(core, approvals, {})
+    core, approvals, fake, pacer = dataverse_world
+    dispatcher = Dispatcher(core, approvals, {}, pacer=pacer)
     orders = decided(core, fake, WAVE)
     start = clock.now().replace(microsecond=0)
 
@@ -139,9 +148,9 @@ async def test_a_month_end_wave_of_write_backs_goes_out_at_the_service_protectio
 
 
 async def test_a_429_pauses_only_dataverse_while_chat_posts_keep_flowing(dataverse_world, slack, clock):
-    core, approvals, fake = dataverse_world
+    core, approvals, fake, pacer = dataverse_world
     slack_fake, slack_channel = slack
-    dispatcher = Dispatcher(core, approvals, {"slack": slack_channel})
+    dispatcher = Dispatcher(core, approvals, {"slack": slack_channel}, pacer=pacer)
     orders = decided(core, fake, 20)
     queue(core.store, clock, Target(platform="slack", kind="channel", address=OPS), 10)
     fake.fail_next(1, status=429, retry_after=120)
@@ -159,3 +168,41 @@ async def test_a_429_pauses_only_dataverse_while_chat_posts_keep_flowing(dataver
     items = outbox.items(core.store.conn)
     assert {item.attempts for item in items if item.kind == Effect.ERP_WRITE} == {1}
     assert not [item for item in items if item.idempotency_key.startswith("erp-wait:")]
+
+
+async def test_webhooks_clicks_and_write_backs_draw_from_one_budget_without_a_429(dataverse_world, clock):
+    core, approvals, fake, pacer = dataverse_world
+    # The same rule at a tenth of the scale: 600 requests per 300 s, in the fake and in the pacer.
+    fake.limit_requests(600, 300)
+    pacer.limits = {**pacer.limits, "erp.dataverse": (Limit(600, 300.0),)}
+    dispatcher = Dispatcher(core, approvals, {}, pacer=pacer)
+    ingestor, start = Ingestor(core), clock.now()
+    orders = [fake.add_purchase_order(f"PO-{n:06d}", "Acme Supplies", "1200.00", lines=[], attachments=0) for n in range(125)]
+
+    def webhook(order_id: str) -> SourceEvent:
+        return SourceEvent(ref=RecordRef(source="dataverse", model="purchaseorder", record_id=order_id),
+                           dedup_key=f"hook-{order_id}", received_at=clock.now())
+
+    # 100 webhooks, each enriched (4 requests: the order, its lines, the vendor's open orders, the attachment count),
+    # and a click on each card (its drift check: a conditional GET and the lines): all 600 at once.
+    requests = [(await ingestor.process(webhook(order)))[1] for order in orders[:100]]
+    for request_id in requests:
+        request = core.store.get_request(request_id)
+        approver = members(core.routing, request.plan.stages[request.stage].role)[0]
+        result = await approvals.act(Action(request_id=request_id, version=request.packet.version, stage=request.stage,
+                                            verb=Verb.APPROVE, actor=ChatIdentity(platform="slack", user_id=approver.slack)))
+        assert result.outcome.value == "request_decided", result.message
+    assert clock.now() == start and len(fake.requests) == 600
+    # The budget is spent: 100 write-backs (5 requests each) wait in the outbox, and 25 more webhooks wait for their
+    # requests' slots after those, rather than meet a 429.
+    await deliver_all(dispatcher, core.store, clock, kinds=())
+    late = [(await ingestor.process(webhook(order)))[1] for order in orders[100:]]
+    await deliver_all(dispatcher, core.store, clock, kinds=(Effect.ERP_WRITE.value,))
+
+    assert fake.rate_limited_count == 0
+    assert len(fake.requests) == 600 + 5 * 100 + 4 * 25
+    # The limit-bound minimum: 600 in the first window, the other 600 as the first leave it, at 300 s.
+    assert [(approved_at(fake, order) - start).total_seconds() for order in orders[:100]] == [pytest.approx(300, abs=1)] * 100
+    assert len(core.store.requests_by_status(RequestStatus.APPROVED)) == 100
+    assert all(core.store.get_request(request_id).packet.incomplete_reason is None for request_id in late)
+    assert (clock.now() - start).total_seconds() == pytest.approx(300, abs=1)
