@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import aiohttp
 
-from handoff.bot.core.errors import ErpRefused, ErpUnavailable, RecordNotFound
+from handoff.bot.core.errors import ErpRefused, ErpThrottled, ErpUnavailable, RecordNotFound
 
 if TYPE_CHECKING:
     from .odoo import OdooSettings
@@ -168,9 +168,14 @@ class OdooRpc:
 
     def _transient(self, status: int, retry_after: str | None, what: str) -> NoReturn:
         hint = _retry_after(retry_after)
-        cause = "is throttling Handoff" if status == 429 else "is down or overloaded"
+        if status == 429:
+            # Odoo has no rate limiter of its own: a reverse proxy or odoo.sh answers this, with or without Retry-After.
+            # Odoo is up and asks for a pause, as Dataverse's service protection does: the same ErpThrottled.
+            raise ErpThrottled(f"Odoo answered HTTP 429 to {what}: something in front of it is throttling Handoff. Handoff "
+                               "waits and retries; if this persists, check the rate limit of Odoo's proxy.", retry_after=hint)
         raise ErpUnavailable(
-            f"Odoo answered HTTP {status} to {what}: it {cause}. Handoff retries; if this persists, check Odoo's server and its proxy.",
+            f"Odoo answered HTTP {status} to {what}: it is down or overloaded. Handoff retries; if this persists, check Odoo's "
+            "server and its proxy.",
             retry_after=hint,
         )
 

@@ -51,7 +51,7 @@ class FakeOdoo(OdooSeeding):
         self._faults: list[tuple[int, float | None]] = []
         self._stalls = 0
         self._method_faults: dict[str, int] = {}
-        self._method_fault_status = 503
+        self._method_fault: tuple[int, float | None] = (503, None)
         self._release = asyncio.Event()
         self.app = web.Application(middlewares=[self._inject_faults])
         self.app.on_shutdown.append(self._release_stalled)
@@ -65,10 +65,11 @@ class FakeOdoo(OdooSeeding):
         """Answer the next `count` requests with `status` (and Retry-After), as a proxy or a busy server would."""
         self._faults.extend([(status, retry_after)] * count)
 
-    def fail_method(self, method: str, count: int = 1, status: int = 503) -> None:
-        """Answer the next `count` JSON-2 calls of `method` (e.g. "button_approve") with `status`; other calls pass."""
+    def fail_method(self, method: str, count: int = 1, status: int = 503, retry_after: float | None = None) -> None:
+        """Answer the next `count` JSON-2 calls of `method` (e.g. "button_approve") with `status` (and Retry-After);
+        other calls pass."""
         self._method_faults[method] = self._method_faults.get(method, 0) + count
-        self._method_fault_status = status
+        self._method_fault = (status, retry_after)
 
     def stall_next(self, count: int = 1) -> None:
         """Leave the next `count` requests unanswered until the client gives up, as a hung Odoo worker would."""
@@ -93,12 +94,9 @@ class FakeOdoo(OdooSeeding):
         method = request.match_info.get("method", "")
         if self._method_faults.get(method):
             self._method_faults[method] -= 1
-            status = self._method_fault_status
-            return web.Response(status=status, text=f"{status} {HTTPStatus(status).phrase}")
+            return _fault(*self._method_fault)
         if self._faults:
-            status, retry_after = self._faults.pop(0)
-            headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
-            return web.Response(status=status, text=f"{status} {HTTPStatus(status).phrase}", headers=headers)
+            return _fault(*self._faults.pop(0))
         return await handler(request)
 
     async def _release_stalled(self, app: web.Application) -> None:
@@ -188,6 +186,12 @@ class FakeOdoo(OdooSeeding):
         if database != self.database:
             # What opening a registry for an unknown database raises (psycopg2), wrapped like any server error.
             raise OdooError("psycopg2.OperationalError", f'connection to server failed: FATAL:  database "{database}" does not exist', 500)
+
+
+def _fault(status: int, retry_after: float | None) -> web.Response:
+    """What a proxy or a busy server in front of Odoo answers: a status page, not an Odoo error."""
+    headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
+    return web.Response(status=status, text=f"{status} {HTTPStatus(status).phrase}", headers=headers)
 
 
 def _serialized(error: OdooError) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from handoff.bot.app import CORE, WORKER
@@ -88,3 +90,32 @@ async def test_a_write_back_during_an_outage_is_kept_said_and_retried_until_it_l
     assert sum("unreachable" in r for r in replies) == 1, "said once, not on every retry"
     request = stack.store.find_requests("P00043")[0]
     assert [e.event for e in stack.store.narrative(request.id)][-2:] == [Event.ERP_UPDATED, Event.REQUEST_COMPLETED]
+
+
+@pytest.mark.parametrize("retry_after", [30, None], ids=["with-retry-after", "without"])
+async def test_a_429_from_odoo_pauses_the_write_back_without_spending_an_attempt_or_saying_odoo_is_down(stack, clock, retry_after):
+    await stack.send_order("P00043")
+    card = await stack.card(PROCUREMENT, "P00043")
+    # What a reverse proxy or odoo.sh in front of Odoo answers when it throttles; Odoo itself has no rate limiter.
+    stack.odoo.fail_method("button_approve", count=1, status=429, retry_after=retry_after)
+    clicked = clock.now()
+    await stack.click("erik", card, "handoff.approve")
+
+    [paused] = await wait_until(lambda: [i for i in outbox.items(stack.store.conn, "pending")
+                                         if i.kind == "erp_write" and datetime.fromisoformat(i.next_at) > clicked],
+                                what="the write-back paused by the 429")
+    # Odoo asked for a pause: no attempt spent, nothing said to the approvers, Odoo not marked down.
+    assert paused.attempts == 0 and paused.last_error is None
+    waited = (datetime.fromisoformat(paused.next_at) - clicked).total_seconds()
+    assert waited == pytest.approx(30, abs=1) if retry_after else 0 < waited <= 2
+    await stack.settled()
+    assert not [m for m in stack.slack.thread_replies(PROCUREMENT, card.ts) if "unreachable" in m.text]
+    assert not [t for t in ops_texts(stack) if "unreachable" in t]
+
+    clock.at = datetime.fromisoformat(paused.next_at)
+    stack.app[WORKER].wake()
+    order = stack.odoo.db.records["purchase.order"][stack.orders["P00043"]]
+    await wait_until(lambda: order["state"] == "purchase", what="the write-back after the pause")
+    assert stack.odoo.calls["purchase.order.button_approve"] == 1, "the refused call, then the one that landed"
+    [done] = [i for i in outbox.items(stack.store.conn) if i.kind == "erp_write"]
+    assert (done.status, done.attempts) == ("done", 1)
