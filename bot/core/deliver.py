@@ -17,7 +17,7 @@ from .effects import Effect, Effects
 from .errors import ChatError, ChatRateLimited, ErpConflict, ErpError, ErpThrottled, ErpUnavailable, HandoffError
 from .events import Event
 from .models import CardView, Decision, ErpRecord, PostedCard, RequestState, RequestStatus, Target, Verb
-from .pacing import Pacer, prepaid
+from .pacing import Destination, Pacer, prepaid
 from .ports import ChatChannel, CountsRequests, FindsCards
 from .retry import Backoff
 from .route import ops_target
@@ -71,7 +71,7 @@ class Dispatcher:
         await in_lanes(lanes, lambda lane: lane[0], lambda lane: self._paced(*lane), LANES)
         return len(items)
 
-    async def _paced(self, destination: str, item: OutboxItem) -> None:
+    async def _paced(self, destination: Destination, item: OutboxItem) -> None:
         now = self.core.clock.now()
         cost = self._cost(item, destination)
         slot = self.pacer.reserve(destination, now, str(item.id), cost)
@@ -82,7 +82,7 @@ class Dispatcher:
         with prepaid(destination, cost):  # the connector's budget must not count these calls twice
             await self._deliver(item, destination)
 
-    def _destination(self, item: OutboxItem) -> str:
+    def _destination(self, item: OutboxItem) -> Destination:
         """Where the item's traffic lands, as the platform counts it for rate limits."""
         kind = Effect(item.kind)
         if kind in (Effect.POST_CARD, Effect.NOTIFY):
@@ -92,15 +92,16 @@ class Dispatcher:
             homes = self._thread_homes(item.request_id or "")
             return f"{homes[0].target.platform}.post:{homes[0].target.address}" if homes else f"{self._platform(item)}.post"
         if kind is Effect.UPDATE_CARDS:
+            # Teams counts an edit against its conversation's budget, with its posts; Slack limits chat.update per
+            # workspace. An item editing cards in several conversations takes a slot in each.
             cards = self.core.store.cards(item.request_id or "")
-            if cards and cards[0].target.platform == "teams":
-                # Teams counts an edit against the conversation's budget, with its posts; Slack limits chat.update per workspace.
-                return f"teams.post:{cards[0].target.address}"
-            return f"{self._platform(item)}.update"
+            lanes = sorted({f"teams.post:{c.target.address}" if c.target.platform == "teams" else f"{c.target.platform}.update"
+                            for c in cards}) or [f"{self._platform(item)}.update"]
+            return lanes[0] if len(lanes) == 1 else tuple(lanes)
         request = self.core.store.get_request(item.request_id or "")
         return f"erp.{request.ref.source if request else 'unknown'}"
 
-    def _cost(self, item: OutboxItem, destination: str) -> int:
+    def _cost(self, item: OutboxItem, destination: Destination) -> int:
         """How many calls the item makes where it is paced: one, but a write-back to an ERP that counts requests makes more."""
         connector = self.core.connectors.get(destination.removeprefix("erp.")) if item.kind == Effect.ERP_WRITE else None
         request = self.core.store.get_request(item.request_id or "") if isinstance(connector, CountsRequests) else None
@@ -110,7 +111,7 @@ class Dispatcher:
         # After an unfinished claim, _already_written re-reads the record first, so as not to write it twice.
         return write + connector.requests(request.ref) if item.claims > 1 else write
 
-    async def _deliver(self, item: OutboxItem, destination: str) -> None:
+    async def _deliver(self, item: OutboxItem, destination: Destination) -> None:
         store, now = self.core.store, self.core.clock.now()
         handler = {
             Effect.POST_CARD: self._post_card,

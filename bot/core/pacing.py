@@ -130,11 +130,11 @@ class Pacer:
 
 # Calls the outbox reserved for the item being delivered, per destination; a list, so the tasks an item's calls fan out
 # into (asyncio.gather copies the context) spend one count.
-_PREPAID: ContextVar[dict[str, list[int]] | None] = ContextVar("handoff_prepaid", default=None)
+_PREPAID: ContextVar[dict[Destination, list[int]] | None] = ContextVar("handoff_prepaid", default=None)
 
 
 @contextmanager
-def prepaid(destination: str, calls: int) -> Iterator[None]:
+def prepaid(destination: Destination, calls: int) -> Iterator[None]:
     """The first `calls` calls to `destination` inside this block were reserved already (by the outbox): they don't
     draw from its Budget again."""
     token = _PREPAID.set({**(_PREPAID.get() or {}), destination: [calls]})

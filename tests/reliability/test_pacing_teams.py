@@ -123,26 +123,32 @@ def cards_for(core: Core, conversation: str, count: int) -> None:
             Effects(conn, core.clock.now()).post_card(request_id, 0, in_channel(conversation))
 
 
-def cards_to_update(core: Core, connector: FakeBotConnector, conversation: str, count: int) -> None:
-    """`count` requests with a card an earlier hour posted in `conversation`, each card's update now queued."""
+def cards_to_update(core: Core, connector: FakeBotConnector, count: int, *conversations: str) -> None:
+    """`count` requests, each with a card an earlier hour posted in every one of `conversations`, each request's card
+    update now queued."""
     with core.store.transaction() as conn:
         for n, request_id in enumerate(open_requests(core, count)):
-            connector.activities[conversation].append({"type": "message", "id": f"card-{n}"})
-            core.store.save_card(PostedCard(request_id=request_id, stage=0, target=in_channel(conversation),
-                                            conversation=conversation, message_id=f"card-{n}"), core.clock.now())
+            for stage, conversation in enumerate(conversations):
+                connector.activities[conversation].append({"type": "message", "id": card_id(n, conversation)})
+                core.store.save_card(PostedCard(request_id=request_id, stage=stage, target=in_channel(conversation),
+                                                conversation=conversation, message_id=card_id(n, conversation)), core.clock.now())
             Effects(conn, core.clock.now()).update_cards(request_id)
+
+
+def card_id(n: int, conversation: str) -> str:
+    return f"card-{n}@{conversation}"
 
 
 async def test_card_updates_share_their_conversation_s_budget_with_its_posts(teams_world, clock):
     dispatcher, connector, store = teams_world
     start = clock.now()
-    cards_to_update(dispatcher.core, connector, PROCUREMENT, 40)
+    cards_to_update(dispatcher.core, connector, 40, PROCUREMENT)
     queue(store, clock, in_channel(PROCUREMENT), 40)
 
     await deliver_all(dispatcher, store, clock, kinds=("notify", "update_cards"))
 
     assert connector.rate_limited_count == 0
-    updated = [(connector.updated_at[f"card-{n}"] - start).total_seconds() for n in range(40)]
+    updated = [(connector.updated_at[card_id(n, PROCUREMENT)] - start).total_seconds() for n in range(40)]
     posted = [(connector.sent_at[a["id"]] - start).total_seconds() for a in connector.activities[PROCUREMENT] if a["id"] in connector.sent_at]
     assert len(updated) == 40 and len(posted) == 40
     # 80 operations on one conversation: 60 by 14 s, the other 20 from 30 s, the last at 34 s, the limit-bound minimum.
@@ -194,3 +200,24 @@ async def test_50_conversations_at_once_share_the_app_s_30_a_second_per_tenant_w
     for conversation in conversations:
         times = seconds_after(start, connector, conversation)
         assert len(times) == 10 and most_in_any_window(times, 1.0) <= 7 and most_in_any_window(times, 2.0) <= 8
+
+
+async def test_a_card_edit_in_two_conversations_takes_its_slot_in_each(teams_world, clock):
+    dispatcher, connector, store = teams_world
+    start = clock.now()
+    # 20 requests with a card in procurement and in finance, whose edits are due while finance is busy with 40 posts.
+    cards_to_update(dispatcher.core, connector, 20, PROCUREMENT, FINANCE)
+    queue(store, clock, in_channel(FINANCE), 40)
+
+    await deliver_all(dispatcher, store, clock, kinds=("notify", "update_cards"))
+
+    # Paced in procurement alone, the edits met finance's posts there: 429s.
+    assert connector.rate_limited_count == 0
+    edits = {c: [(connector.updated_at[card_id(n, c)] - start).total_seconds() for n in range(20)] for c in (PROCUREMENT, FINANCE)}
+    posted = [(connector.sent_at[a["id"]] - start).total_seconds() for a in connector.activities[FINANCE] if a["id"] in connector.sent_at]
+    assert len(posted) == 40 and edits[PROCUREMENT] == edits[FINANCE], "each request's cards edited together"
+    finance = sorted(edits[FINANCE] + posted)
+    assert most_in_any_window(finance, 1.0) <= 7 and most_in_any_window(finance, 2.0) <= 8
+    # 60 operations on finance: the limit-bound minimum is 8 every 2 s, the 60th at 14 s.
+    assert finance[-1] == pytest.approx(14, abs=1)
+    assert outbox.depth(store.conn) == {"done": 60}
