@@ -23,8 +23,8 @@ from handoff.bot.core.events import Event
 from handoff.bot.core.effects import Effects
 from handoff.bot.core.models import Action, ActionResult, CardView, ChatIdentity, Outcome, PostedCard, Target, Verb
 from handoff.bot.core.ports import Approvals
-from handoff.cards import blockkit
 from handoff.bot.faults import crash_point
+from handoff.cards import blockkit
 from handoff.cards.escape import mrkdwn_message
 
 log = logging.getLogger(__name__)
