@@ -42,6 +42,8 @@ from handoff.state.store import Store
 
 log = logging.getLogger(__name__)
 
+MIN_IDLE_S = 0.005
+
 
 @dataclass
 class Worker:
@@ -97,10 +99,19 @@ class Worker:
                 log.exception("worker.error")
             self.quiet.set()
             try:
-                await asyncio.wait_for(self.wakeup.wait(), self.tick_s)
+                await asyncio.wait_for(self.wakeup.wait(), self.idle_s())
             except asyncio.TimeoutError:
                 pass
             self.quiet.clear()
+
+    def idle_s(self) -> float:
+        """How long a round with nothing to do may sleep: a tick, or less when a queued item falls due sooner."""
+        try:
+            due_in = self.dispatcher.seconds_to_next()
+        except StoreUnavailable:
+            return self.tick_s
+        # The floor keeps a row that is due but claimed elsewhere (another replica's lock) from spinning the loop.
+        return self.tick_s if due_in is None else min(self.tick_s, max(MIN_IDLE_S, due_in))
 
     def is_settled(self) -> bool:
         """Nothing due, nobody has asked for another round, no click still being handled: what tests and the demo wait for."""

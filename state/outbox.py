@@ -109,6 +109,12 @@ def drop(conn: sqlite3.Connection, item_id: int, reason: str) -> bool:
     return cursor.rowcount == 1
 
 
+def next_due(conn: sqlite3.Connection) -> datetime | None:
+    """When the earliest pending item falls due (a paced post's slot, a retry's backoff); None when none waits."""
+    [(at,)] = conn.execute("SELECT MIN(next_at) FROM outbox WHERE status = 'pending'")
+    return datetime.fromisoformat(at) if at else None
+
+
 def items(conn: sqlite3.Connection, status: str | None = None) -> list[OutboxItem]:
     if status is None:
         rows = conn.execute(f"SELECT {_COLUMNS} FROM outbox ORDER BY id").fetchall()

@@ -71,6 +71,11 @@ class Dispatcher:
         await in_lanes(lanes, lambda lane: lane[0], lambda lane: self._paced(*lane), LANES)
         return len(items)
 
+    def seconds_to_next(self) -> float | None:
+        """How long until the earliest queued item falls due, so a paced post leaves at its slot, not a tick later."""
+        due = outbox.next_due(self.core.store.conn)
+        return None if due is None else max(0.0, (due - self.core.clock.now()).total_seconds())
+
     async def _paced(self, destination: Destination, item: OutboxItem) -> None:
         now = self.core.clock.now()
         cost = self._cost(item, destination)
