@@ -23,6 +23,8 @@ from handoff.bot.routing_file import load_routing
 
 SIGNING_SECRET = "crash-test-signing-secret"
 WEBHOOK_SECRET = "crash-test-webhook-secret"
+KILLED = 137  # what handoff.bot.faults exits with, as a shell reports SIGKILL
+STATUS_LOST = 255  # what asyncio reports for a child whose exit status it could not collect
 
 
 def free_port() -> int:
@@ -101,7 +103,8 @@ class Handoff:
         env = self.fakes.env(self.database, self.port)
         if crash_at:
             env["HANDOFF_CRASH_AT"] = crash_at
-        log = open(self.log_folder / f"handoff-{self.port}.{crash_at or 'clean'}.log", "ab")
+        self.log_path = self.log_folder / f"handoff-{self.port}.{crash_at or 'clean'}.log"
+        log = open(self.log_path, "ab")
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "handoff.bot.cli", "serve", stdout=log, stderr=log, env=env)
         await self._wait_healthy(deadline=time.monotonic() + 30)
@@ -130,6 +133,10 @@ class Handoff:
         """Wait for the process to die by itself (an armed crash point); its exit status."""
         assert self.process is not None
         code = await asyncio.wait_for(self.process.wait(), timeout)
+        if code == STATUS_LOST and b"fault.injected" in self.log_path.read_bytes():
+            # asyncio reports 255 when the child's status was reaped elsewhere ("Unknown child process pid ... will
+            # report returncode 255", seen under load); the process's own last log line says where it died.
+            return KILLED
         return code
 
     async def kill(self) -> None:

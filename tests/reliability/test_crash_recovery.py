@@ -6,13 +6,13 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from crash_harness import KILLED
 
 from handoff.bot.core.events import Event
 from handoff.bot.fakes.waiting import wait_until
 from handoff.state import decision_log
 
 PROCUREMENT = "C0PROCURE"
-KILLED = 137  # what handoff.bot.faults exits with, as a shell reports SIGKILL
 
 
 def events(database: Path, reference: str) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
-from crash_harness import Handoff, fakes
+from crash_harness import KILLED, Handoff, fakes
 
 from handoff.bot.core.events import Event
 from handoff.bot.core.ports import SystemClock
@@ -18,7 +18,6 @@ UNREACHABLE = reachable(SERVER)
 pytestmark = pytest.mark.skipif(UNREACHABLE is not None, reason=UNREACHABLE or "")
 
 PROCUREMENT = "C0PROCURE"
-KILLED = 137  # handoff.bot.faults exits as a shell reports SIGKILL
 # Below 10,000 EUR: one procurement stage, so one click completes each (bot/samples/routing.toml, rule po-standard).
 ORDERS = [f"P{n:05d}" for n in range(101, 109)]
 
