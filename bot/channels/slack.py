@@ -167,6 +167,11 @@ def identity_of(body: dict) -> ChatIdentity:
     return ChatIdentity(platform="slack", user_id=user["id"], display_name=user.get("name") or user.get("username"))
 
 
+def clicked_in(body: dict) -> str | None:
+    """The channel a button was clicked in, where a private answer to the click goes."""
+    return (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id")
+
+
 def answer_clicks(channel: SlackChannel) -> Answer:
     """How a Slack click is answered: a counted approval shows on the card itself, anything else privately."""
 
@@ -217,8 +222,7 @@ def build_bolt_app(settings: SlackSettings, client: AsyncWebClient, approvals: A
         # Slack sends no click id: the message, the moment of the click (microseconds) and who clicked name it.
         container = body.get("container") or {}
         key = f"slack:{container.get('message_ts')}:{action['action_ts']}:{body['user']['id']}"
-        work = kept(key, body, Verb.APPROVE, parse_binding(action["value"]),
-                    container.get("channel_id") or (body.get("channel") or {}).get("id"))
+        work = kept(key, body, Verb.APPROVE, parse_binding(action["value"]), clicked_in(body))
         await ack()
         if work is not None:
             later(work, "slack approve")

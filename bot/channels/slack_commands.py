@@ -24,7 +24,7 @@ from handoff.bot.core.view import inert
 from handoff.cards import blockkit
 from handoff.cards.escape import escape_mrkdwn, slack_link, truncate
 
-from .slack import SlackChannel, identity_of, parse_binding
+from .slack import SlackChannel, clicked_in, identity_of, parse_binding
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def register_commands(app: AsyncApp, core: Core, approvals: Approvals, channel: 
             text = shared_inbox.bulk_report(core, items, await shared_inbox.bulk_approve(core, approvals, identity_of(body), items))
         else:
             text = "This Approve all button is unreadable, so nothing was approved. Ask `pending` again for a fresh inbox."
-        channel_id = (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id")
+        channel_id = clicked_in(body)
         if channel_id:
             await channel.whisper(channel_id, body["user"]["id"], text)
 
