@@ -80,9 +80,9 @@ class TeamsCommands:
                 return "This Approve all button is unreadable, so nothing was approved. Ask `pending` again for a fresh inbox.", False
             results = await inbox.bulk_approve(self.core, self.approvals, identity, items)
             return inbox.bulk_report(self.core, items, results), False
-        said = self._reassign(person, data)
         request_id, _, stage = adaptive.binding(data)
         picked = self._picked(data)
+        said = self._reassign(person, request_id, stage, picked or "")
         return said, picked is not None and delegation_store.assignee(self.core.store.conn, request_id, stage) == picked
 
     @staticmethod
@@ -90,9 +90,7 @@ class TeamsCommands:
         request_id = data.get("r")
         return str(data.get(f"{adaptive.ASSIGNEE}.{request_id}") or data.get(adaptive.ASSIGNEE) or "") or None
 
-    def _reassign(self, by: Person | None, data: dict) -> str:
-        request_id, _, stage = adaptive.binding(data)
-        picked = self._picked(data) or ""
+    def _reassign(self, by: Person | None, request_id: str, stage: int, picked: str) -> str:
         request, to = self.core.store.get_request(request_id), self.core.routing.people.get(picked)
         if by is None:
             return status.UNKNOWN_PERSON
