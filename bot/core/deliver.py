@@ -108,9 +108,10 @@ class Dispatcher:
 
     def _cost(self, item: OutboxItem, destination: Destination) -> int:
         """How many calls the item makes where it is paced: one, but a write-back to an ERP that counts requests makes more."""
-        connector = self.core.connectors.get(destination.removeprefix("erp.")) if item.kind == Effect.ERP_WRITE else None
-        request = self.core.store.get_request(item.request_id or "") if isinstance(connector, CountsRequests) else None
-        if request is None or not isinstance(connector, CountsRequests):
+        if item.kind != Effect.ERP_WRITE:
+            return 1
+        connector = self.core.connectors.get(destination.removeprefix("erp."))
+        if not isinstance(connector, CountsRequests) or (request := self.core.store.get_request(item.request_id or "")) is None:
             return 1  # Odoo publishes no request limit: one slot per write-back
         write = connector.requests(request.ref, Decision.model_validate(item.payload).verb)
         # After an unfinished claim, _already_written re-reads the record first, so as not to write it twice.
