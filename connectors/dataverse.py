@@ -60,6 +60,7 @@ class DataverseConnector:
             self._count("annotations", "annotationid", f"_objectid_value eq {ref.record_id} and isdocument eq true"),
         )
         status = row.get(table.status_column)
+        decision = _decision(status, table)
         return ErpRecord(
             ref=ref,
             reference=str(row.get(table.reference_column) or ref.record_id),
@@ -77,8 +78,8 @@ class DataverseConnector:
             etag=row.get("@odata.etag"),
             vendor_history=VendorHistory(open_orders=open_orders, recent_exceptions=exceptions),
             awaiting_approval=status in table.awaiting_values,
-            erp_decision=_decision(status, table),
-            decided_at=_decided_at(row.get(table.modified_column)) if _decision(status, table) else None,
+            erp_decision=decision,
+            decided_at=_decided_at(row.get(table.modified_column)) if decision else None,
         )
 
     async def unchanged(self, record: ErpRecord) -> bool | None:

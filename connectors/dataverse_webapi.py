@@ -90,9 +90,11 @@ class WebApi:
         raise _error(status, _error_message(raw), retry_after, f"{method} {url.path}")
 
     async def _request(self, method: str, url: URL, payload: dict | None, extra: Mapping[str, str]) -> tuple[int, bytes, str | None]:
-        headers = {**ODATA_HEADERS, **extra, "Authorization": f"Bearer {await self._tokens.token()}"}
         if self._budget is not None:
-            await self._budget.acquire()  # every request counts against the application user's limit, whoever asks
+            # Every request counts against the application user's limit, whoever asks. The wait comes before the token,
+            # so a token is never fetched only to age while a spent budget refills.
+            await self._budget.acquire()
+        headers = {**ODATA_HEADERS, **extra, "Authorization": f"Bearer {await self._tokens.token()}"}
         try:
             async with self._session.request(method, url, json=payload, headers=headers) as response:
                 return response.status, await response.read(), response.headers.get("Retry-After")
