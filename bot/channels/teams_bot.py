@@ -47,6 +47,11 @@ PRIVATE_UNREACHABLE = (
 DONE = {Outcome.RECORDED, Outcome.STAGE_DECIDED, Outcome.REQUEST_DECIDED, Outcome.INFO_REQUESTED}
 
 
+def unusable(error: ValueError) -> str:
+    """What to tell someone whose click carried data Handoff cannot bind to a request."""
+    return f"This card's button carries no usable request ({error})."
+
+
 def _message(text: str) -> dict:
     return {"statusCode": 200, "type": MESSAGE_TYPE, "value": text}
 
@@ -135,14 +140,14 @@ class HandoffTeamsBot(ActivityHandler):
             try:
                 said, show_card = await commands.execute(_identity(activity), str(verb), data)
             except ValueError as error:
-                return _error(f"This card's button carries no usable request ({error}).")
+                return _error(unusable(error))
             if data.get(INBOX_KEY):
                 return await self._inbox_response(activity, said)
             return await self._card_response(data["r"], activity) if show_card else _message(said)
         try:
             request_id, version, stage = adaptive.binding(data)
         except ValueError as error:
-            return _error(f"This card's button carries no usable request ({error}).")
+            return _error(unusable(error))
         if verb == adaptive.REFRESH:
             return await self._card_response(request_id, activity)
         if verb not in VERBS:
@@ -164,7 +169,7 @@ class HandoffTeamsBot(ActivityHandler):
             try:
                 said, _ = await commands.execute(_identity(activity), str(data["verb"]), data)
             except ValueError as error:
-                said = f"This card's button carries no usable request ({error})."
+                said = unusable(error)
             await turn_context.send_activity(said)
             return
         if not isinstance(data, dict) or data.get("verb") not in VERBS:
@@ -173,7 +178,7 @@ class HandoffTeamsBot(ActivityHandler):
         try:
             request_id, version, stage = adaptive.binding(data)
         except ValueError as error:
-            await turn_context.send_activity(f"This card's button carries no usable request ({error}).")
+            await turn_context.send_activity(unusable(error))
             return
         result = await self._act(activity, VERBS[data["verb"]], request_id, version, stage, data)
         if isinstance(result, str) or result.outcome not in DONE or not activity.reply_to_id:
