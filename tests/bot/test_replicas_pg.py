@@ -5,16 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-
 from handoff.bot.app import CORE, SETTINGS, create_app
-from handoff.bot.fakes.postgres import configured_database, reachable, scratch_schema
+from handoff.bot.fakes.postgres import scratch_schema
 from handoff.bot.fakes.stack import local_stack, serve
 from handoff.bot.fakes.waiting import wait_until
 from handoff.state import decision_log
+from pg_server import SERVER, requires_server
 
-SERVER = configured_database() or "postgresql://postgres@127.0.0.1:5432/test"
-UNREACHABLE = reachable(SERVER)
-pytestmark = pytest.mark.skipif(UNREACHABLE is not None, reason=UNREACHABLE or "")
+pytestmark = requires_server
 
 PROCUREMENT = "C0PROCURE"
 

@@ -10,12 +10,9 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import pytest
 from crash_harness import Handoff, fakes
-
 from handoff.bot.core.events import Event
 from handoff.bot.core.ports import SystemClock
 from handoff.bot.fakes.postgres import (
-    configured_database,
-    reachable,
     scratch_schema,
     terminate_connections,
     with_application_name,
@@ -24,10 +21,9 @@ from handoff.bot.fakes.tcp_proxy import TcpProxy
 from handoff.bot.fakes.waiting import wait_until
 from handoff.state import decision_log
 from handoff.state.store import Store
+from pg_server import SERVER, requires_server
 
-SERVER = configured_database() or "postgresql://postgres@127.0.0.1:5432/test"
-UNREACHABLE = reachable(SERVER)
-pytestmark = pytest.mark.skipif(UNREACHABLE is not None, reason=UNREACHABLE or "")
+pytestmark = requires_server
 
 PROCUREMENT = "C0PROCURE"
 PASSWORD = "hunter2-never-logged"  # trust authentication ignores it; the logs must not show it

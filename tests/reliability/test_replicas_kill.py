@@ -5,17 +5,15 @@ from __future__ import annotations
 import aiohttp
 import pytest
 from crash_harness import KILLED, Handoff, fakes
-
 from handoff.bot.core.events import Event
 from handoff.bot.core.ports import SystemClock
-from handoff.bot.fakes.postgres import configured_database, reachable, scratch_schema
+from handoff.bot.fakes.postgres import scratch_schema
 from handoff.bot.fakes.waiting import wait_until
 from handoff.state import decision_log
 from handoff.state.store import Store
+from pg_server import SERVER, requires_server
 
-SERVER = configured_database() or "postgresql://postgres@127.0.0.1:5432/test"
-UNREACHABLE = reachable(SERVER)
-pytestmark = pytest.mark.skipif(UNREACHABLE is not None, reason=UNREACHABLE or "")
+pytestmark = requires_server
 
 PROCUREMENT = "C0PROCURE"
 # Below 10,000 EUR: one procurement stage, so one click completes each (bot/samples/routing.toml, rule po-standard).

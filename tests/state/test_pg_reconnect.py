@@ -6,12 +6,9 @@ import logging
 import uuid
 
 import pytest
-
 from handoff.bot.core.errors import StoreUnavailable
 from handoff.bot.core.models import RecordRef, SourceEvent
 from handoff.bot.fakes.postgres import (
-    configured_database,
-    reachable,
     scratch_schema,
     terminate_connections,
     with_application_name,
@@ -19,10 +16,9 @@ from handoff.bot.fakes.postgres import (
 from handoff.bot.fakes.tcp_proxy import TcpProxy
 from handoff.bot.fakes.waiting import wait_until
 from handoff.state.store import Store
+from pg_server import SERVER, requires_server
 
-SERVER = configured_database() or "postgresql://postgres@127.0.0.1:5432/test"
-UNREACHABLE = reachable(SERVER)
-pytestmark = pytest.mark.skipif(UNREACHABLE is not None, reason=UNREACHABLE or "")
+pytestmark = requires_server
 PASSWORD = "hunter2-never-logged"
 
 
