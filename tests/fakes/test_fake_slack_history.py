@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import pytest
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
-from handoff.bot.fakes.slack import FakeSlack
-
-TOKEN = "xoxb-test-token"
 CARD = {"event_type": "handoff_card", "event_payload": {"key": "post:r1:0"}}
 
 
-@pytest.fixture
-async def slack(aiohttp_server, clock):
-    fake = FakeSlack(TOKEN, clock=clock)
-    fake.add_channel("C0PROC", "procurement")
-    fake.add_user("U0DANA", "dana")
-    server = await aiohttp_server(fake.app)
-    return fake, AsyncWebClient(token=TOKEN, base_url=str(server.make_url("/api/")))
-
-
-async def test_history_is_newest_first_and_carries_metadata_only_when_asked(slack):
-    _, client = slack
+async def test_history_is_newest_first_and_carries_metadata_only_when_asked(slack_api):
+    _, client = slack_api
     first = await client.chat_postMessage(channel="C0PROC", text="card", metadata=CARD)
     second = await client.chat_postMessage(channel="C0PROC", text="plain")
     await client.chat_postMessage(channel="C0PROC", text="reply", thread_ts=first["ts"])
@@ -37,8 +24,8 @@ async def test_history_is_newest_first_and_carries_metadata_only_when_asked(slac
     assert "metadata" not in full["messages"][0]
 
 
-async def test_oldest_and_latest_bound_the_window_exclusively(slack, clock):
-    _, client = slack
+async def test_oldest_and_latest_bound_the_window_exclusively(slack_api, clock):
+    _, client = slack_api
     early = await client.chat_postMessage(channel="C0PROC", text="early")
     clock.advance(seconds=10)
     middle = await client.chat_postMessage(channel="C0PROC", text="middle")
@@ -52,8 +39,8 @@ async def test_oldest_and_latest_bound_the_window_exclusively(slack, clock):
     assert [m["text"] for m in inclusive["messages"]] == ["middle", "early"]
 
 
-async def test_a_long_history_comes_in_pages_joined_by_the_cursor(slack):
-    _, client = slack
+async def test_a_long_history_comes_in_pages_joined_by_the_cursor(slack_api):
+    _, client = slack_api
     for n in range(5):
         await client.chat_postMessage(channel="C0PROC", text=f"m{n}")
 
@@ -74,8 +61,8 @@ async def test_a_long_history_comes_in_pages_joined_by_the_cursor(slack):
         ({"channel": "C0PROC", "cursor": "not-a-cursor"}, "invalid_cursor"),
     ],
 )
-async def test_history_refuses_what_slack_refuses(slack, arguments, error):
-    _, client = slack
+async def test_history_refuses_what_slack_refuses(slack_api, arguments, error):
+    _, client = slack_api
     with pytest.raises(SlackApiError) as refused:
         await client.conversations_history(**arguments)
     assert refused.value.response["error"] == error
@@ -85,8 +72,8 @@ async def test_history_refuses_what_slack_refuses(slack, arguments, error):
     ("metadata", "error"),
     [({"event_type": "handoff_card"}, "invalid_metadata_schema"), ("[1, 2]", "invalid_metadata_format")],
 )
-async def test_post_message_refuses_metadata_without_its_two_fields(slack, metadata, error):
-    fake, client = slack
+async def test_post_message_refuses_metadata_without_its_two_fields(slack_api, metadata, error):
+    fake, client = slack_api
     with pytest.raises(SlackApiError) as refused:
         await client.api_call("chat.postMessage", json={"channel": "C0PROC", "text": "card", "metadata": metadata})
     assert refused.value.response["error"] == error

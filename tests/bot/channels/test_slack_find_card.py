@@ -5,26 +5,19 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from slack_sdk.web.async_client import AsyncWebClient
-from teams_harness import make_view
-
 from handoff.bot.channels.slack import SlackChannel
 from handoff.bot.core.models import Target
-from handoff.bot.fakes.slack import FakeSlack
+from teams_harness import make_view
 
-TOKEN = "xoxb-test-token"
 CHANNEL = Target(platform="slack", kind="channel", address="C0PROC")
 DM = Target(platform="slack", kind="dm", address="U0DANA", person="dana")
 KEY = "post:req-1:0:slack:channel:C0PROC"
 
 
 @pytest.fixture
-async def slack(aiohttp_server, clock):
-    fake = FakeSlack(TOKEN, clock=clock)
-    fake.add_channel("C0PROC", "procurement")
-    fake.add_user("U0DANA", "dana")
-    server = await aiohttp_server(fake.app)
-    return fake, SlackChannel(AsyncWebClient(token=TOKEN, base_url=str(server.make_url("/api/"))))
+def slack(slack_api):
+    fake, client = slack_api
+    return fake, SlackChannel(client)
 
 
 @pytest.mark.parametrize("target", [CHANNEL, DM], ids=["channel", "dm"])
