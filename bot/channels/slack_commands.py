@@ -141,7 +141,7 @@ def register_commands(app: AsyncApp, core: Core, approvals: Approvals, channel: 
     async def bulk(body: dict, action: dict) -> None:
         items = _bulk_items(action.get("value", ""))
         if items:
-            text = shared_inbox.bulk_report(core, items, await shared_inbox.bulk_approve(core, approvals, identity_of(body), items))
+            text = shared_inbox.bulk_report(core, items, await shared_inbox.bulk_approve(approvals, identity_of(body), items))
         else:
             text = "This Approve all button is unreadable, so nothing was approved. Ask `pending` again for a fresh inbox."
         channel_id = clicked_in(body)

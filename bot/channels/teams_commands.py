@@ -78,7 +78,7 @@ class TeamsCommands:
             items = inbox.parse_items(data.get("items"))
             if not items:
                 return "This Approve all button is unreadable, so nothing was approved. Ask `pending` again for a fresh inbox.", False
-            results = await inbox.bulk_approve(self.core, self.approvals, identity, items)
+            results = await inbox.bulk_approve(self.approvals, identity, items)
             return inbox.bulk_report(self.core, items, results), False
         request_id, _, stage = adaptive.binding(data)
         picked = self._picked(data)

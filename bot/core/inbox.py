@@ -47,7 +47,7 @@ def parse_items(items: object) -> list[Item]:
     return [(i[0], i[1], i[2]) for i in items] if valid else []
 
 
-async def bulk_approve(core: Core, approvals: Approvals, actor: ChatIdentity, items: list[Item]) -> list[ActionResult]:
+async def bulk_approve(approvals: Approvals, actor: ChatIdentity, items: list[Item]) -> list[ActionResult]:
     """Approve each item through `Approvals.act`, one by one: each re-read, drift- and SoD-checked, logged on its own."""
     results = []
     for request_id, version, stage in items:
