@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+
 from handoff.bot.fakes.postgres import database_for_test
 from handoff.bot.fakes.slack import FakeSlack
 from handoff.bot.fakes.stack import local_stack
 from handoff.state.store import Store
-from slack_sdk.web.async_client import AsyncWebClient
 
 
 class ManualClock:

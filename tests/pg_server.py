@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from handoff.bot.fakes.postgres import configured_database, reachable
 
 SERVER = configured_database() or "postgresql://postgres@127.0.0.1:5432/test"

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from pg_server import SERVER, requires_server
+
 from handoff.bot.app import CORE, SETTINGS, create_app
 from handoff.bot.fakes.postgres import scratch_schema
 from handoff.bot.fakes.stack import local_stack, serve
 from handoff.bot.fakes.waiting import wait_until
 from handoff.state import decision_log
-from pg_server import SERVER, requires_server
 
 pytestmark = requires_server
 

@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import pytest
 from crash_harness import Handoff, fakes
+from pg_server import SERVER, requires_server
+
 from handoff.bot.core.events import Event
 from handoff.bot.core.ports import SystemClock
 from handoff.bot.fakes.postgres import (
@@ -21,7 +23,6 @@ from handoff.bot.fakes.tcp_proxy import TcpProxy
 from handoff.bot.fakes.waiting import wait_until
 from handoff.state import decision_log
 from handoff.state.store import Store
-from pg_server import SERVER, requires_server
 
 pytestmark = requires_server
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import aiohttp
 import pytest
 from crash_harness import KILLED, Handoff, fakes
+from pg_server import SERVER, requires_server
+
 from handoff.bot.core.events import Event
 from handoff.bot.core.ports import SystemClock
 from handoff.bot.fakes.postgres import scratch_schema
 from handoff.bot.fakes.waiting import wait_until
 from handoff.state import decision_log
 from handoff.state.store import Store
-from pg_server import SERVER, requires_server
 
 pytestmark = requires_server
 

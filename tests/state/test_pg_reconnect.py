@@ -6,6 +6,8 @@ import logging
 import uuid
 
 import pytest
+from pg_server import SERVER, requires_server
+
 from handoff.bot.core.errors import StoreUnavailable
 from handoff.bot.core.models import RecordRef, SourceEvent
 from handoff.bot.fakes.postgres import (
@@ -16,7 +18,6 @@ from handoff.bot.fakes.postgres import (
 from handoff.bot.fakes.tcp_proxy import TcpProxy
 from handoff.bot.fakes.waiting import wait_until
 from handoff.state.store import Store
-from pg_server import SERVER, requires_server
 
 pytestmark = requires_server
 PASSWORD = "hunter2-never-logged"

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from teams_harness import make_view
+
 from handoff.bot.channels.slack import SlackChannel
 from handoff.bot.core.models import Target
-from teams_harness import make_view
 
 CHANNEL = Target(platform="slack", kind="channel", address="C0PROC")
 DM = Target(platform="slack", kind="dm", address="U0DANA", person="dana")
