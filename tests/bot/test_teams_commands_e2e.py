@@ -53,6 +53,15 @@ async def answer(stack, person: str, needle: str) -> str:
     return found[-1]
 
 
+async def inbox_of_two_orders(stack):
+    """Dana's inbox card after P00043 and P00045 reach procurement: both listed, with its Approve all 2."""
+    for reference in ("P00043", "P00045"):
+        await stack.send_order(reference)
+        await stack.teams.card("procurement", reference)
+    await stack.teams.say("dana", "pending")
+    return await stack.teams.reply_card("dana", "Approve all 2")
+
+
 async def test_the_inbox_card_lists_what_waits_and_its_approve_reaches_odoo(stack):
     await stack.send_order("P00043")
     channel_card = await stack.teams.card("procurement", "P00043")
@@ -93,11 +102,7 @@ async def test_an_inbox_reject_needs_its_reason_and_a_stranger_gets_no_inbox(sta
 
 async def test_approve_all_in_teams_approves_each_checked_item_and_skips_the_one_that_drifted(bulk_stack):
     stack = bulk_stack
-    for reference in ("P00043", "P00045"):
-        await stack.send_order(reference)
-        await stack.teams.card("procurement", reference)
-    await stack.teams.say("dana", "pending")
-    inbox = await stack.teams.reply_card("dana", "Approve all 2")
+    inbox = await inbox_of_two_orders(stack)
 
     stack.odoo.set_field("purchase.order", stack.orders["P00045"], amount_total=2499.0)
     status, body = await stack.teams.invoke("dana", inbox, BULK)
@@ -116,11 +121,7 @@ async def test_approve_all_in_teams_approves_each_checked_item_and_skips_the_one
 
 async def test_an_unreadable_approve_all_approves_nothing_and_says_so(bulk_stack):
     stack = bulk_stack
-    for reference in ("P00043", "P00045"):
-        await stack.send_order(reference)
-        await stack.teams.card("procurement", reference)
-    await stack.teams.say("dana", "pending")
-    inbox = await stack.teams.reply_card("dana", "Approve all 2")
+    inbox = await inbox_of_two_orders(stack)
 
     status, body = await stack.teams.invoke("dana", inbox, BULK, {"items": [["r-1", "one", 0]]})
 
